@@ -1,0 +1,63 @@
+// Command metastore runs a MetaStore server: an etcd v3 compatible
+// key-value store built from actors. Flags are named like etcd's where they
+// mean the same thing.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/metastore/metastore/rpc"
+)
+
+func main() {
+	cfg := rpc.DefaultConfig()
+	fs := flag.NewFlagSet("metastore", flag.ExitOnError)
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "human-readable name for this member")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "path to the data directory")
+	listen := fs.String("listen-client-urls", strings.Join(cfg.ListenClientURLs, ","), "comma-separated URLs to serve clients on")
+	advertise := fs.String("advertise-client-urls", "", "comma-separated client URLs to advertise (default: the listen URLs)")
+	fs.IntVar(&cfg.MaxTxnOps, "max-txn-ops", cfg.MaxTxnOps, "maximum operations in one transaction")
+	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "maximum bytes of one client request")
+	fs.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", cfg.QuotaBackendBytes, "backend size that raises the NOSPACE alarm")
+	fs.IntVar(&cfg.Shards, "shards", 0, fmt.Sprintf("number of shard actors (default: one per core, at least 2; %d here)", rpc.DefaultShards()))
+	fs.BoolVar(&cfg.InMemory, "in-memory", false, "keep everything in memory only")
+	version := fs.Bool("version", false, "print the version and exit")
+	_ = fs.Parse(os.Args[1:])
+	if *version {
+		fmt.Printf("metastore %s (etcd API %s)\n", rpc.Version, rpc.APIVersion)
+		return
+	}
+	cfg.ListenClientURLs = splitList(*listen)
+	cfg.AdvertiseClientURLs = splitList(*advertise)
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	srv, err := rpc.Start(cfg)
+	if err != nil {
+		cfg.Logger.Error("metastore failed to start", "err", err)
+		os.Exit(1)
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	sig := <-stop
+	cfg.Logger.Info("metastore stopping", "signal", sig.String())
+	if err := srv.Close(); err != nil {
+		cfg.Logger.Error("metastore stopped with an error", "err", err)
+		os.Exit(1)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

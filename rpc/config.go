@@ -1,0 +1,60 @@
+package rpc
+
+import (
+	"log/slog"
+	"runtime"
+)
+
+// Config is everything a MetaStore server needs to start. Field names follow
+// etcd's flags where they mean the same thing.
+type Config struct {
+	// Name is the human-readable member name (etcd's --name).
+	Name string
+	// DataDir is where the store keeps its files (etcd's --data-dir).
+	DataDir string
+	// ListenClientURLs are the URLs to serve the client API on. A port of 0
+	// picks a free port; Server.ClientURLs reports the bound addresses.
+	ListenClientURLs []string
+	// AdvertiseClientURLs are reported to clients; empty means the bound URLs.
+	AdvertiseClientURLs []string
+	// MaxTxnOps caps the operations in one Txn (etcd's --max-txn-ops).
+	MaxTxnOps int
+	// MaxRequestBytes caps the size of one request (etcd's --max-request-bytes).
+	MaxRequestBytes int
+	// QuotaBackendBytes is the backend size that raises the NOSPACE alarm.
+	QuotaBackendBytes int64
+	// Shards is the number of shard actors; 0 picks one from the core count.
+	Shards int
+	// InMemory keeps all state in memory only.
+	InMemory bool
+	// Logger receives the server's log lines; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults of the etcd flags that MetaStore shares.
+const (
+	DefaultName              = "default"
+	DefaultDataDir           = "default.metastore"
+	DefaultListenClientURL   = "http://127.0.0.1:2379"
+	DefaultMaxTxnOps         = 128
+	DefaultMaxRequestBytes   = 1536 * 1024
+	DefaultQuotaBackendBytes = 2 * 1024 * 1024 * 1024
+)
+
+// DefaultConfig returns the configuration `metastore` runs with when given no flags.
+func DefaultConfig() Config {
+	return Config{
+		Name:              DefaultName,
+		DataDir:           DefaultDataDir,
+		ListenClientURLs:  []string{DefaultListenClientURL},
+		MaxTxnOps:         DefaultMaxTxnOps,
+		MaxRequestBytes:   DefaultMaxRequestBytes,
+		QuotaBackendBytes: DefaultQuotaBackendBytes,
+	}
+}
+
+// DefaultShards is the shard count chosen when none is given: one shard
+// actor per core, and at least two so the cross-shard path is always live.
+func DefaultShards() int {
+	return max(2, runtime.NumCPU())
+}

@@ -1,0 +1,157 @@
+package rpc
+
+import (
+	"context"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/actors"
+	"github.com/metastore/metastore/shards"
+)
+
+// kvServer is etcd's KV service: it validates, hands the request to the
+// node, and maps the answer. It never touches state itself.
+type kvServer struct {
+	pb.UnimplementedKVServer
+	node            *actors.Node
+	hdr             *header
+	maxTxnOps       int
+	maxRequestBytes int
+}
+
+func (s *kvServer) tooLarge(m proto.Message) error {
+	if proto.Size(m) > s.maxRequestBytes {
+		return rpctypes.ErrGRPCRequestTooLarge
+	}
+	return nil
+}
+
+func (s *kvServer) Range(_ context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	if err := checkRange(r); err != nil {
+		return nil, err
+	}
+	resp, err := s.node.Range(r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	s.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+// streamChunkKVs is the size of the first chunk of a RangeStream; later
+// chunks double until they near the request size limit.
+const streamChunkKVs = 10
+
+// RangeStream answers a range as a stream of chunks that, merged, equal the
+// Range answer exactly: the range is read once at one revision, then cut.
+// The last chunk carries the header, count and more.
+func (s *kvServer) RangeStream(r *pb.RangeRequest, stream grpc.ServerStreamingServer[pb.RangeStreamResponse]) error {
+	if err := checkRange(r); err != nil {
+		return err
+	}
+	if !shards.IsDefaultOrdering(r) {
+		return status.Errorf(codes.Unimplemented, "RangeStream does not support custom sort orders")
+	}
+	if shards.HasRevisionFilters(r) {
+		return status.Errorf(codes.Unimplemented, "RangeStream does not support revision filters")
+	}
+	resp, err := s.node.Range(r)
+	if err != nil {
+		return toGRPCError(err)
+	}
+	s.hdr.fill(resp.Header)
+	kvs := resp.Kvs
+	chunk := streamChunkKVs
+	for {
+		out := &pb.RangeResponse{}
+		n := min(chunk, len(kvs))
+		size := 0
+		for i, kv := range kvs[:n] {
+			if size += proto.Size(kv); size > s.maxRequestBytes && i > 0 {
+				n = i
+				break
+			}
+		}
+		out.Kvs, kvs = kvs[:n], kvs[n:]
+		if len(kvs) == 0 {
+			out.Header, out.Count, out.More = resp.Header, resp.Count, resp.More
+		}
+		if err := stream.Send(&pb.RangeStreamResponse{RangeResponse: out}); err != nil {
+			return err
+		}
+		if len(kvs) == 0 {
+			return nil
+		}
+		if size < s.maxRequestBytes/2 {
+			chunk *= 2
+		}
+	}
+}
+
+func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	if err := checkPut(r); err != nil {
+		return nil, err
+	}
+	if err := s.tooLarge(r); err != nil {
+		return nil, err
+	}
+	resp, err := s.node.Put(ctx, r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	s.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (s *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	if err := checkDelete(r); err != nil {
+		return nil, err
+	}
+	if err := s.tooLarge(r); err != nil {
+		return nil, err
+	}
+	resp, err := s.node.DeleteRange(ctx, r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	s.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if err := checkTxn(r, s.maxTxnOps); err != nil {
+		return nil, err
+	}
+	if _, _, err := checkDuplicates(r.Success); err != nil {
+		return nil, err
+	}
+	if _, _, err := checkDuplicates(r.Failure); err != nil {
+		return nil, err
+	}
+	if !shards.IsTxnReadOnly(r) {
+		if err := s.tooLarge(r); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := s.node.Txn(ctx, r)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	s.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (s *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	rev, err := s.node.Compact(ctx, r.Revision, r.Physical)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp := &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: rev}}
+	s.hdr.fill(resp.Header)
+	return resp, nil
+}

@@ -1,0 +1,139 @@
+package rpc
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/metastore/metastore/actors"
+)
+
+// Version is MetaStore's own version.
+const Version = "0.1.0"
+
+// APIVersion is the etcd API version MetaStore implements; clients parse it.
+const APIVersion = "3.7.0"
+
+// grpcOverheadBytes is what etcd allows on top of --max-request-bytes for
+// gRPC framing, so that an oversized request reaches the server and gets
+// etcd's "request is too large" rather than a transport error.
+const grpcOverheadBytes = 512 * 1024
+
+// Server is a running MetaStore: the actor system and the gRPC front door.
+type Server struct {
+	cfg       Config
+	node      *actors.Node
+	grpc      *grpc.Server
+	listeners []net.Listener
+	urls      []string
+}
+
+// Start starts a server with cfg and returns once it accepts requests.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Shards == 0 {
+		cfg.Shards = DefaultShards()
+	}
+	if cfg.MaxTxnOps <= 0 {
+		cfg.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if len(cfg.ListenClientURLs) == 0 {
+		cfg.ListenClientURLs = []string{DefaultListenClientURL}
+	}
+	s := &Server{cfg: cfg}
+	for _, u := range cfg.ListenClientURLs {
+		l, err := listen(u)
+		if err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		s.listeners = append(s.listeners, l)
+		s.urls = append(s.urls, "http://"+l.Addr().String())
+	}
+	node, err := actors.Start(actors.Config{Shards: cfg.Shards, Logger: cfg.Logger})
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	s.node = node
+	hdr := &header{clusterID: randomID(), memberID: randomID(), revision: node.Revision}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	pb.RegisterKVServer(s.grpc, &kvServer{node: node, hdr: hdr, maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes})
+	// Services whose issues have not landed answer Unimplemented.
+	pb.RegisterWatchServer(s.grpc, pb.UnimplementedWatchServer{})
+	pb.RegisterLeaseServer(s.grpc, pb.UnimplementedLeaseServer{})
+	pb.RegisterClusterServer(s.grpc, pb.UnimplementedClusterServer{})
+	pb.RegisterMaintenanceServer(s.grpc, pb.UnimplementedMaintenanceServer{})
+	pb.RegisterAuthServer(s.grpc, pb.UnimplementedAuthServer{})
+	for _, l := range s.listeners {
+		go s.grpc.Serve(l) //nolint:errcheck // Serve returns when Close stops the server
+	}
+	storage := "data dir " + cfg.DataDir
+	if cfg.InMemory {
+		storage = "in memory (nothing is written to disk)"
+	}
+	cfg.Logger.Info(fmt.Sprintf("metastore %s (etcd API %s) serving %s with %d shards, %s",
+		Version, APIVersion, strings.Join(s.urls, ","), cfg.Shards, storage))
+	return s, nil
+}
+
+// listen opens a listener for an etcd-style client URL.
+func listen(rawURL string) (net.Listener, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: bad client URL %q: %w", rawURL, err)
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("rpc: client URL %q: only http:// is supported", rawURL)
+	}
+	l, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: listen on %s: %w", u.Host, err)
+	}
+	return l, nil
+}
+
+func randomID() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return binary.BigEndian.Uint64(b[:]) | 1
+}
+
+// ClientURLs are the bound client URLs, such as "http://127.0.0.1:41234".
+func (s *Server) ClientURLs() []string { return s.urls }
+
+// Close stops accepting requests, lets those in flight finish, then stops
+// the actors in order.
+func (s *Server) Close() error {
+	s.grpc.GracefulStop()
+	s.node.Stop()
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		l.Close()
+	}
+}

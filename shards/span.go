@@ -1,0 +1,48 @@
+package shards
+
+// Span is the set of keys a request names, in etcd's encoding: a single key
+// when End is empty, every key >= Key when End is "\x00", else [Key, End).
+type Span struct {
+	Key, End string
+}
+
+// SpanOf converts etcd's key/range_end pair.
+func SpanOf(key, rangeEnd []byte) Span { return Span{Key: string(key), End: string(rangeEnd)} }
+
+// Single reports whether the span names exactly one key.
+func (s Span) Single() bool { return s.End == "" }
+
+// bounds returns the half-open interval [start, end) the span covers, with
+// end "" meaning unbounded. A single key k becomes [k, k+"\x00").
+func (s Span) bounds() (start, end string) {
+	switch s.End {
+	case "":
+		return s.Key, s.Key + "\x00"
+	case "\x00":
+		return s.Key, ""
+	default:
+		return s.Key, s.End
+	}
+}
+
+// Contains reports whether key is in the span.
+func (s Span) Contains(key string) bool {
+	start, end := s.bounds()
+	return key >= start && (end == "" || key < end)
+}
+
+// Empty reports whether the span can hold no key at all (end <= key).
+func (s Span) Empty() bool {
+	start, end := s.bounds()
+	return end != "" && end <= start
+}
+
+// Overlaps reports whether two spans share a key.
+func (s Span) Overlaps(o Span) bool {
+	if s.Empty() || o.Empty() {
+		return false
+	}
+	s0, s1 := s.bounds()
+	o0, o1 := o.bounds()
+	return (s1 == "" || o0 < s1) && (o1 == "" || s0 < o1)
+}

@@ -1,0 +1,221 @@
+package shards
+
+import (
+	"sort"
+
+	"github.com/tidwall/btree"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+)
+
+// record is one revision of one key: a put, or a tombstone that ends a
+// generation.
+type record struct {
+	rev     int64 // the revision that wrote it (mod_revision)
+	create  int64 // create_revision of its generation; 0 for a tombstone
+	version int64 // version within the generation; 0 for a tombstone
+	lease   int64
+	value   []byte
+}
+
+func (r *record) tombstone() bool { return r.version == 0 }
+
+// history is every revision of one key that compaction has kept, oldest
+// first. A history is immutable once it is in a published tree: a write
+// makes a new history whose recs may share the old backing array, appending
+// past the old length, which no reader of the old history ever looks at.
+//
+// Generations follow etcd's key index. For put@2, put@4, delete@6, put@8,
+// compact@5:
+//
+//	before: {2 c2 v1} {4 c2 v2} {6 tomb} {8 c8 v1}
+//	after:  {4 c2 v2} {6 tomb} {8 c8 v1}
+//
+// a read at 5 still sees the value of revision 4; compact@7 then drops the
+// first generation entirely, since its last record is a tombstone.
+type history struct {
+	key  string
+	recs []record
+}
+
+func historyLess(a, b *history) bool { return a.key < b.key }
+
+// at returns the record visible at revision rev, if the key exists there.
+func (h *history) at(rev int64) (*record, bool) {
+	i := sort.Search(len(h.recs), func(i int) bool { return h.recs[i].rev > rev })
+	if i == 0 {
+		return nil, false
+	}
+	r := &h.recs[i-1]
+	if r.tombstone() {
+		return nil, false
+	}
+	return r, true
+}
+
+// latest returns the newest record if the key exists now.
+func (h *history) latest() (*record, bool) {
+	r := &h.recs[len(h.recs)-1]
+	if r.tombstone() {
+		return nil, false
+	}
+	return r, true
+}
+
+func (h *history) keyValue(r *record, keysOnly bool) *mvccpb.KeyValue {
+	kv := &mvccpb.KeyValue{
+		Key:            []byte(h.key),
+		CreateRevision: r.create,
+		ModRevision:    r.rev,
+		Version:        r.version,
+		Lease:          r.lease,
+	}
+	if !keysOnly {
+		kv.Value = r.value
+	}
+	return kv
+}
+
+// compacted returns what is left of h after compaction at rev: every record
+// newer than rev, plus the one visible at rev unless it is a tombstone. It
+// returns nil when nothing is left.
+func (h *history) compacted(rev int64) *history {
+	i := sort.Search(len(h.recs), func(i int) bool { return h.recs[i].rev > rev })
+	keep := i
+	if i > 0 && !h.recs[i-1].tombstone() {
+		keep = i - 1
+	}
+	if keep == 0 {
+		return h
+	}
+	if keep == len(h.recs) {
+		return nil
+	}
+	recs := make([]record, len(h.recs)-keep)
+	copy(recs, h.recs[keep:])
+	return &history{key: h.key, recs: recs}
+}
+
+// View is an immutable snapshot of one shard's keys and their histories. Any
+// number of goroutines may read one View at once; it never changes.
+type View struct {
+	tree *btree.BTreeG[*history]
+}
+
+// Get returns key as of revision rev.
+func (v *View) Get(key string, rev int64) (*mvccpb.KeyValue, bool) {
+	h, ok := v.tree.Get(&history{key: key})
+	if !ok {
+		return nil, false
+	}
+	r, ok := h.at(rev)
+	if !ok {
+		return nil, false
+	}
+	return h.keyValue(r, false), true
+}
+
+// Ascend calls fn, in key order, for each key in [start, end) that exists at
+// revision rev; an empty end means no upper bound. It stops when fn returns
+// false.
+func (v *View) Ascend(start, end string, rev int64, fn func(h *history, r *record) bool) {
+	v.tree.Ascend(&history{key: start}, func(h *history) bool {
+		if end != "" && h.key >= end {
+			return false
+		}
+		r, ok := h.at(rev)
+		if !ok {
+			return true
+		}
+		return fn(h, r)
+	})
+}
+
+// Store is the MVCC state of one shard. It is owned by exactly one goroutine
+// (the shard actor); readers on other goroutines use the Views it publishes.
+type Store struct {
+	tree *btree.BTreeG[*history]
+	// live reads the tree in place, for the owner only: unlike a snapshot
+	// it sees every later write.
+	live *View
+}
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	tree := btree.NewBTreeGOptions(historyLess, btree.Options{NoLocks: true})
+	return &Store{tree: tree, live: &View{tree: tree}}
+}
+
+// Snapshot returns an immutable view of the store as it is now. It is O(1):
+// the tree is copied on write from here on.
+func (s *Store) Snapshot() *View {
+	return &View{tree: s.tree.Copy()}
+}
+
+// Latest returns the current record of key, if the key exists.
+func (s *Store) Latest(key string) (*history, *record, bool) {
+	h, ok := s.tree.Get(&history{key: key})
+	if !ok {
+		return nil, nil, false
+	}
+	r, ok := h.latest()
+	return h, r, ok
+}
+
+// Put writes key at revision rev and returns the record it wrote.
+// NB: rev must be greater than every revision already in the store.
+func (s *Store) Put(key string, value []byte, lease, rev int64) record {
+	rec := record{rev: rev, create: rev, version: 1, lease: lease, value: value}
+	h, ok := s.tree.Get(&history{key: key})
+	if ok {
+		if prev, live := h.latest(); live {
+			rec.create = prev.create
+			rec.version = prev.version + 1
+		}
+		s.tree.Set(&history{key: key, recs: append(h.recs, rec)})
+		return rec
+	}
+	s.tree.Set(&history{key: key, recs: []record{rec}})
+	return rec
+}
+
+// Delete writes a tombstone for key at revision rev and reports whether the
+// key existed.
+func (s *Store) Delete(key string, rev int64) bool {
+	h, ok := s.tree.Get(&history{key: key})
+	if !ok {
+		return false
+	}
+	if _, live := h.latest(); !live {
+		return false
+	}
+	s.tree.Set(&history{key: key, recs: append(h.recs, record{rev: rev})})
+	return true
+}
+
+// Compact drops history at or below rev, keeping for each key the record
+// visible at rev unless it is a tombstone. It returns how many keys were
+// removed entirely.
+func (s *Store) Compact(rev int64) int {
+	var changed []*history
+	var removed []string
+	s.tree.Scan(func(h *history) bool {
+		n := h.compacted(rev)
+		switch {
+		case n == nil:
+			removed = append(removed, h.key)
+		case n != h:
+			changed = append(changed, n)
+		}
+		return true
+	})
+	for _, h := range changed {
+		s.tree.Set(h)
+	}
+	for _, k := range removed {
+		s.tree.Delete(&history{key: k})
+	}
+	return len(removed)
+}
+
+// Len returns the number of keys with any history left.
+func (s *Store) Len() int { return s.tree.Len() }
