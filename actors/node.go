@@ -65,7 +65,8 @@ func Start(cfg Config) (*Node, error) {
 	}
 	root := system.Root
 	var err error
-	if n.sequencer, err = root.SpawnNamed(sequencer.Props(n.revs, 0, 0).Configure(guard), "sequencer"); err != nil {
+	// An empty etcd store is at revision 1; its first write gets 2.
+	if n.sequencer, err = root.SpawnNamed(sequencer.Props(n.revs, 1, 0).Configure(guard), "sequencer"); err != nil {
 		return nil, err
 	}
 	leases := func(int64) bool { return false }

@@ -1,0 +1,121 @@
+package shards
+
+import (
+	"testing"
+)
+
+// TestStoreGenerations walks one key through put, delete, re-create and
+// compaction, checking every revision read against etcd's key-index rules.
+func TestStoreGenerations(t *testing.T) {
+	s := NewStore()
+	s.Put("k", []byte("a"), 0, 2)
+	s.Put("k", []byte("b"), 7, 4)
+	if !s.Delete("k", 6) {
+		t.Fatal("delete of a live key reported nothing deleted")
+	}
+	if s.Delete("k", 7) {
+		t.Fatal("delete of a deleted key reported a delete")
+	}
+	s.Put("k", []byte("c"), 0, 8)
+	v := s.Snapshot()
+
+	tests := []struct {
+		rev                     int64
+		wantOK                  bool
+		wantValue               string
+		wantCreate, wantVersion int64
+		wantLease               int64
+	}{
+		{rev: 1},
+		{rev: 2, wantOK: true, wantValue: "a", wantCreate: 2, wantVersion: 1},
+		{rev: 3, wantOK: true, wantValue: "a", wantCreate: 2, wantVersion: 1},
+		{rev: 4, wantOK: true, wantValue: "b", wantCreate: 2, wantVersion: 2, wantLease: 7},
+		{rev: 6},
+		{rev: 7},
+		{rev: 8, wantOK: true, wantValue: "c", wantCreate: 8, wantVersion: 1},
+		{rev: Latest, wantOK: true, wantValue: "c", wantCreate: 8, wantVersion: 1},
+	}
+	for _, tt := range tests {
+		kv, ok := v.Get("k", tt.rev)
+		if ok != tt.wantOK {
+			t.Fatalf("rev %d: found=%v, want %v", tt.rev, ok, tt.wantOK)
+		}
+		if !ok {
+			continue
+		}
+		if string(kv.Value) != tt.wantValue || kv.CreateRevision != tt.wantCreate || kv.Version != tt.wantVersion || kv.Lease != tt.wantLease {
+			t.Fatalf("rev %d: got %+v, want value %q create %d version %d lease %d", tt.rev, kv, tt.wantValue, tt.wantCreate, tt.wantVersion, tt.wantLease)
+		}
+	}
+}
+
+func TestStoreCompact(t *testing.T) {
+	tests := []struct {
+		name     string
+		compact  int64
+		wantRecs []int64 // revisions left in k's history; nil: k removed
+		wantGone int
+	}{
+		{name: "below everything", compact: 1, wantRecs: []int64{2, 4, 6, 8}},
+		{name: "keeps the version visible at the compact revision", compact: 5, wantRecs: []int64{4, 6, 8}},
+		{name: "drops a generation ended by a tombstone", compact: 7, wantRecs: []int64{8}},
+		{name: "keeps the last live version", compact: 9, wantRecs: []int64{8}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewStore()
+			s.Put("k", []byte("a"), 0, 2)
+			s.Put("k", []byte("b"), 0, 4)
+			s.Delete("k", 6)
+			s.Put("k", []byte("c"), 0, 8)
+			s.Put("gone", []byte("x"), 0, 3)
+			s.Delete("gone", 5)
+			old := s.Snapshot()
+			removed := s.Compact(tt.compact)
+			h, ok := s.tree.Get(&history{key: "k"})
+			if !ok {
+				t.Fatal("k vanished")
+			}
+			var revs []int64
+			for _, r := range h.recs {
+				revs = append(revs, r.rev)
+			}
+			if len(revs) != len(tt.wantRecs) {
+				t.Fatalf("revisions %v, want %v", revs, tt.wantRecs)
+			}
+			for i := range revs {
+				if revs[i] != tt.wantRecs[i] {
+					t.Fatalf("revisions %v, want %v", revs, tt.wantRecs)
+				}
+			}
+			if tt.compact >= 5 && removed != 1 {
+				t.Fatalf("removed %d keys, want 1 (the deleted one)", removed)
+			}
+			// A snapshot taken before compaction still has all history.
+			if kv, ok := old.Get("k", 2); !ok || string(kv.Value) != "a" {
+				t.Fatalf("old snapshot lost history: %v %v", kv, ok)
+			}
+		})
+	}
+}
+
+// TestSnapshotIsolation checks that a published view never changes while
+// the store goes on writing, including appends that share its arrays.
+func TestSnapshotIsolation(t *testing.T) {
+	s := NewStore()
+	for rev := int64(1); rev <= 100; rev++ {
+		s.Put("k", []byte{byte(rev)}, 0, rev)
+	}
+	v := s.Snapshot()
+	for rev := int64(101); rev <= 200; rev++ {
+		s.Put("k", []byte{byte(rev)}, 0, rev)
+		s.Put(string(rune('a'+rev%26)), nil, 0, rev)
+	}
+	kv, ok := v.Get("k", Latest)
+	if !ok || kv.ModRevision != 100 || kv.Version != 100 {
+		t.Fatalf("snapshot changed: %+v", kv)
+	}
+	if es, n := v.collect("", "", Latest, -1); n != 1 || len(es) != 1 {
+		t.Fatalf("snapshot sees %d keys, want 1", n)
+	}
+}
