@@ -159,12 +159,13 @@ func (s *shardActor) plan(ctx actor.Context) {
 		Compacted:   s.cfg.Revisions.Compacted(),
 		LeaseExists: s.cfg.Leases,
 	}}
-	dry := newOverlay(s.cfg.Store.live, Unstamped)
+	dry := newOverlay(s.cfg.Store.live, 0)
 	var writes [][]msg.Mutation
 	n := 0
 	for n < len(s.queue) && n < MaxBatch {
 		w := s.queue[n]
 		mark := len(dry.muts)
+		dry.rev = placeholder(len(writes))
 		_, err := execRequest(dry, &b.env, w.Req)
 		if err == errNeedsRevision {
 			if n == 0 {

@@ -100,7 +100,7 @@ func (c *coordinator) frozen(ctx actor.Context, m *Frozen) {
 		Compacted:   c.cfg.Revisions.Compacted(),
 		LeaseExists: c.cfg.Leases,
 	}
-	op.dry = newOverlay(&Views{router: c.cfg.Router, views: op.views}, Unstamped)
+	op.dry = newOverlay(&Views{router: c.cfg.Router, views: op.views}, placeholder(0))
 	_, op.err = execRequest(op.dry, &op.env, op.w.Req)
 	var writes [][]msg.Mutation
 	if op.err == nil && op.dry.changed() {

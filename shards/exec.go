@@ -276,8 +276,8 @@ func compare(rd reader, c *pb.Compare) (bool, error) {
 		return compareResult(c, compareTarget(c, &record{})), nil
 	}
 	for _, e := range es {
-		if (c.Target == pb.Compare_MOD && e.rec.rev == Unstamped) ||
-			(c.Target == pb.Compare_CREATE && e.rec.create == Unstamped) {
+		if (c.Target == pb.Compare_MOD && e.rec.rev < 0) ||
+			(c.Target == pb.Compare_CREATE && e.rec.create < 0) {
 			return false, errNeedsRevision
 		}
 		if !compareResult(c, compareTarget(c, e.rec)) {

@@ -6,9 +6,11 @@ import (
 	"github.com/metastore/metastore/actors/msg"
 )
 
-// Unstamped is the revision carried by writes whose revision the sequencer
-// has not assigned yet (a dry run of a batch).
-const Unstamped = -1
+// placeholder is the revision a dry run stamps on the writes of the n-th
+// (0-based) changing request of its batch: negative, so that it can never be
+// taken for a real revision, and resolvable once the sequencer assigns the
+// batch's first revision (see msg.Mutation).
+func placeholder(n int) int64 { return -int64(n) - 1 }
 
 // overlay layers writes over a reader. Requests are evaluated against an
 // overlay so that their writes are seen by their own later operations (and,
@@ -16,7 +18,7 @@ const Unstamped = -1
 // state underneath, which may be a published view or a frozen shard.
 type overlay struct {
 	base   reader
-	rev    int64 // stamped on writes; Unstamped in a dry run
+	rev    int64 // stamped on writes; a placeholder in a dry run
 	writes map[string]*record
 	muts   []msg.Mutation
 }
@@ -91,7 +93,7 @@ func (o *overlay) put(key string, value []byte, lease int64) {
 		rec.version = prev.rec.version + 1
 	}
 	o.set(key, rec)
-	o.muts = append(o.muts, msg.Mutation{Key: key, Value: value, Lease: lease})
+	o.muts = append(o.muts, msg.Mutation{Key: key, Value: value, Lease: lease, Create: rec.create, Version: rec.version})
 }
 
 // del deletes key and reports whether it existed.

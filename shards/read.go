@@ -169,7 +169,7 @@ func evalRange(rd reader, r *pb.RangeRequest, rev int64) *pb.RangeResponse {
 			return resp
 		}
 		resp.Kvs = []*mvccpb.KeyValue{rangeKeyValue(e, r)}
-		filterKVs(resp, r)
+		finishRange(resp, r)
 		return resp
 	}
 	if span.Empty() {
@@ -192,21 +192,33 @@ func evalRange(rd reader, r *pb.RangeRequest, rev int64) *pb.RangeResponse {
 	for i, e := range es {
 		resp.Kvs[i] = rangeKeyValue(e, r)
 	}
+	finishRange(resp, r)
+	return resp
+}
+
+// finishRange filters, sorts and limits the key-values, in etcd's order.
+func finishRange(resp *pb.RangeResponse, r *pb.RangeRequest) {
 	filterKVs(resp, r)
 	sortKVs(resp.Kvs, r)
 	if r.Limit > 0 && int64(len(resp.Kvs)) > r.Limit {
 		resp.Kvs = resp.Kvs[:r.Limit]
 		resp.More = true
 	}
-	return resp
+	if r.KeysOnly {
+		for _, kv := range resp.Kvs {
+			kv.Value = nil
+		}
+	}
 }
 
-// rangeKeyValue builds the returned key-value. NB: etcd answers keys_only
+// rangeKeyValue builds a returned key-value. NB: etcd answers keys_only
 // from its index alone unless it must sort by value, so those key-values
-// carry no lease; MetaStore matches that.
+// carry no lease; MetaStore matches that. A value needed only to sort by is
+// dropped after sorting.
 func rangeKeyValue(e entry, r *pb.RangeRequest) *mvccpb.KeyValue {
-	kv := e.keyValue(r.KeysOnly)
-	if r.KeysOnly && r.SortTarget != pb.RangeRequest_VALUE {
+	fromIndex := r.KeysOnly && r.SortTarget != pb.RangeRequest_VALUE
+	kv := e.keyValue(fromIndex)
+	if fromIndex {
 		kv.Lease = 0
 	}
 	return kv

@@ -7,12 +7,17 @@ package msg
 
 import "github.com/asynkron/protoactor-go/actor"
 
-// Mutation is one key written by a request.
+// Mutation is one key written by a request, with the create revision and
+// version it gets, so that a record on disk stands alone. A negative Create
+// is a placeholder for a revision not stamped when the mutation was made:
+// -1 is the first revision of its Stamp, -2 the second, and so on.
 type Mutation struct {
-	Key    string
-	Value  []byte
-	Lease  int64
-	Delete bool
+	Key     string
+	Value   []byte
+	Lease   int64
+	Create  int64
+	Version int64
+	Delete  bool
 }
 
 // Stamp asks the sequencer for len(Writes) consecutive revisions, one for

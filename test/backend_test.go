@@ -1,0 +1,319 @@
+package test
+
+// The KV conformance suite is written once against Target and run against
+// every backend: MetaStore started in-process through rpc.Start, and a real
+// etcd v3.7 started in-process through embed. etcd is the oracle: any
+// expectation that fails against etcd is a wrong test, not a server bug.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/metastore/metastore/rpc"
+)
+
+// backendsEnv selects the backends to run, comma separated; unset means all.
+const backendsEnv = "METASTORE_BACKENDS"
+
+// opTimeout bounds every single request so a hung server fails the test
+// instead of eating the whole go test timeout.
+const opTimeout = 20 * time.Second
+
+// serverOptions are the server settings a test may change from the etcd
+// defaults. Both backends honour each of them.
+type serverOptions struct {
+	maxTxnOps       int
+	maxRequestBytes int
+}
+
+type serverOption func(*serverOptions)
+
+func withMaxTxnOps(n int) serverOption {
+	return func(o *serverOptions) { o.maxTxnOps = n }
+}
+
+func withMaxRequestBytes(n int) serverOption {
+	return func(o *serverOptions) { o.maxRequestBytes = n }
+}
+
+// Target is one running server under test and the ways to talk to it.
+type Target struct {
+	// Name is the backend's name: "metastore" or "etcd".
+	Name string
+	// Endpoint is host:port, as clientv3 and grpc want it.
+	Endpoint string
+	// Client is a clientv3 client, for the tests that go through the
+	// official client the way users do.
+	Client *clientv3.Client
+	// Conn is a plain gRPC connection without clientv3's retry and
+	// validation layers, so malformed requests reach the server as sent.
+	Conn *grpc.ClientConn
+	// KV is the raw KV service on Conn.
+	KV pb.KVClient
+}
+
+// backend knows how to start one kind of server for a test. start registers
+// the server's shutdown with t.Cleanup and returns its host:port endpoint.
+type backend struct {
+	name  string
+	start func(t testing.TB, o serverOptions) string
+}
+
+var backends = []backend{
+	{name: "metastore", start: startMetaStore},
+	{name: "etcd", start: startEtcd},
+}
+
+// forEachBackend runs fn once per selected backend, as subtest "<backend>",
+// against a server started for this call alone. Subtests inside fn share
+// that server, so they must use keys under their own keyPrefix and compute
+// revisions relative to one read at their start.
+func forEachBackend(t *testing.T, fn func(t *testing.T, tg *Target), opts ...serverOption) {
+	t.Helper()
+	runBackends(t, selectedBackends(t), fn, opts)
+}
+
+// onlyBackend runs fn like forEachBackend, but only against the named
+// backend, for behaviour that etcd does not share.
+func onlyBackend(t *testing.T, name string, fn func(t *testing.T, tg *Target), opts ...serverOption) {
+	t.Helper()
+	if !slices.Contains(selectedBackends(t), name) {
+		t.Skipf("%s=%s does not select %s", backendsEnv, os.Getenv(backendsEnv), name)
+	}
+	runBackends(t, []string{name}, fn, opts)
+}
+
+func runBackends(t *testing.T, names []string, fn func(t *testing.T, tg *Target), opts []serverOption) {
+	t.Helper()
+	o := serverOptions{maxTxnOps: rpc.DefaultMaxTxnOps, maxRequestBytes: rpc.DefaultMaxRequestBytes}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	for _, b := range backends {
+		if !slices.Contains(names, b.name) {
+			continue
+		}
+		t.Run(b.name, func(t *testing.T) {
+			fn(t, connect(t, b.name, b.start(t, o)))
+		})
+	}
+}
+
+func selectedBackends(t testing.TB) []string {
+	env := strings.TrimSpace(os.Getenv(backendsEnv))
+	if env == "" {
+		return []string{"metastore", "etcd"}
+	}
+	var names []string
+	for n := range strings.SplitSeq(env, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.ContainsFunc(backends, func(b backend) bool { return b.name == n }) {
+			t.Fatalf("%s: unknown backend %q (want metastore or etcd)", backendsEnv, n)
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
+func startMetaStore(t testing.TB, o serverOptions) string {
+	cfg := rpc.DefaultConfig()
+	cfg.ListenClientURLs = []string{"http://127.0.0.1:0"}
+	cfg.InMemory = true
+	cfg.DataDir = t.TempDir()
+	// Four shards so that a handful of keys already spans several shards
+	// and the cross-shard paths are exercised.
+	cfg.Shards = 4
+	cfg.MaxTxnOps = o.maxTxnOps
+	cfg.MaxRequestBytes = o.maxRequestBytes
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := rpc.Start(cfg)
+	if err != nil {
+		t.Fatalf("start metastore: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close metastore: %v", err)
+		}
+	})
+	urls := srv.ClientURLs()
+	if len(urls) == 0 {
+		t.Fatal("metastore reports no client URLs")
+	}
+	return strings.TrimPrefix(urls[0], "http://")
+}
+
+func startEtcd(t testing.TB, o serverOptions) string {
+	cfg := embed.NewConfig()
+	cfg.Dir = t.TempDir()
+	// Port 0 works for both listeners: a single-member cluster never dials
+	// its own peer URL, and the bound client address is read back below.
+	local, err := url.Parse("http://127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ListenClientUrls = []url.URL{*local}
+	cfg.AdvertiseClientUrls = []url.URL{*local}
+	cfg.ListenPeerUrls = []url.URL{*local}
+	cfg.AdvertisePeerUrls = []url.URL{*local}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	// A short election timeout lets the lone member elect itself quickly.
+	cfg.TickMs = 10
+	cfg.ElectionMs = 100
+	// The data dir is thrown away, so durability buys nothing but slowness.
+	cfg.UnsafeNoFsync = true
+	cfg.MaxTxnOps = uint(o.maxTxnOps)
+	cfg.MaxRequestBytes = uint(o.maxRequestBytes)
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(e.Close)
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		t.Fatalf("etcd failed while starting: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("etcd not ready after 30s")
+	}
+	return e.Clients[0].Addr().String()
+}
+
+func connect(t testing.TB, name, endpoint string) *Target {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{endpoint},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatalf("clientv3 for %s: %v", endpoint, err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("grpc client for %s: %v", endpoint, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &Target{Name: name, Endpoint: endpoint, Client: cli, Conn: conn, KV: pb.NewKVClient(conn)}
+}
+
+// reqCtx is a per-request context bounded by opTimeout and by the test's life.
+func reqCtx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), opTimeout)
+	t.Cleanup(cancel)
+	return c
+}
+
+// keyPrefix is unique per (sub)test, so subtests sharing a server never see
+// each other's keys.
+func keyPrefix(t testing.TB) string {
+	return "/" + t.Name() + "/"
+}
+
+// currentRev reads the store's current revision with a raw Range of a key
+// nobody writes.
+func (tg *Target) currentRev(t testing.TB) int64 {
+	t.Helper()
+	resp, err := tg.KV.Range(reqCtx(t), &pb.RangeRequest{Key: []byte("\x00never-written")})
+	if err != nil {
+		t.Fatalf("read current revision: %v", err)
+	}
+	return resp.Header.Revision
+}
+
+// put writes k=v through the raw KV service and returns the new revision.
+func (tg *Target) put(t testing.TB, k, v string) int64 {
+	t.Helper()
+	resp, err := tg.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte(k), Value: []byte(v)})
+	if err != nil {
+		t.Fatalf("put %q: %v", k, err)
+	}
+	return resp.Header.Revision
+}
+
+// rangeKV is a raw Range that must succeed.
+func (tg *Target) rangeKV(t testing.TB, r *pb.RangeRequest) *pb.RangeResponse {
+	t.Helper()
+	resp, err := tg.KV.Range(reqCtx(t), r)
+	if err != nil {
+		t.Fatalf("range %q..%q: %v", r.Key, r.RangeEnd, err)
+	}
+	return resp
+}
+
+// wantRPCErr checks that err is the etcd error want (a rpctypes.ErrGRPC*
+// value): same gRPC code and same message. It accepts both raw gRPC status
+// errors and the rpctypes.EtcdError that clientv3 turns them into.
+func wantRPCErr(t testing.TB, err, want error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want %v", want)
+	}
+	ws := status.Convert(want)
+	var code codes.Code
+	var msg string
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		code, msg = ee.Code(), ee.Error()
+	} else {
+		s := status.Convert(err)
+		code, msg = s.Code(), s.Message()
+	}
+	if code != ws.Code() || msg != ws.Message() {
+		t.Fatalf("got error code=%v msg=%q, want code=%v msg=%q", code, msg, ws.Code(), ws.Message())
+	}
+}
+
+// wantCode checks only the gRPC status code of err.
+func wantCode(t testing.TB, err error, want codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != want {
+		t.Fatalf("got code %v (err %v), want %v", got, err, want)
+	}
+}
+
+// kvSummary renders kvs compactly for failure messages and comparisons.
+func kvSummary(kvs []*mvccpb.KeyValue) string {
+	var b strings.Builder
+	for i, kv := range kvs {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s=%q(c%d,m%d,v%d,l%d)", kv.Key, kv.Value, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Lease)
+	}
+	return b.String()
+}
+
+// keysOf lists the keys of kvs, in order.
+func keysOf(kvs []*mvccpb.KeyValue) []string {
+	out := make([]string, len(kvs))
+	for i, kv := range kvs {
+		out[i] = string(kv.Key)
+	}
+	return out
+}
+
+// prefixEnd is the range_end that selects every key starting with p.
+func prefixEnd(p string) string {
+	return clientv3.GetPrefixRangeEnd(p)
+}

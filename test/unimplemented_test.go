@@ -1,0 +1,90 @@
+package test
+
+import (
+	"testing"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/codes"
+)
+
+// TestUnimplementedServices checks that MetaStore, which serves only the KV
+// API, answers the other etcd services with codes.Unimplemented, both for
+// unary calls and for streams, rather than hanging or failing otherwise.
+// One representative call per service; etcd implements them all, so this
+// runs against MetaStore alone.
+func TestUnimplementedServices(t *testing.T) {
+	onlyBackend(t, "metastore", func(t *testing.T, tg *Target) {
+		unary := []struct {
+			name string
+			call func() error
+		}{
+			{"Lease.LeaseGrant", func() error {
+				_, err := pb.NewLeaseClient(tg.Conn).LeaseGrant(reqCtx(t), &pb.LeaseGrantRequest{TTL: 10})
+				return err
+			}},
+			{"Lease.LeaseRevoke", func() error {
+				_, err := pb.NewLeaseClient(tg.Conn).LeaseRevoke(reqCtx(t), &pb.LeaseRevokeRequest{ID: 1})
+				return err
+			}},
+			{"Cluster.MemberList", func() error {
+				_, err := pb.NewClusterClient(tg.Conn).MemberList(reqCtx(t), &pb.MemberListRequest{})
+				return err
+			}},
+			{"Maintenance.Defragment", func() error {
+				_, err := pb.NewMaintenanceClient(tg.Conn).Defragment(reqCtx(t), &pb.DefragmentRequest{})
+				return err
+			}},
+			{"Auth.AuthStatus", func() error {
+				_, err := pb.NewAuthClient(tg.Conn).AuthStatus(reqCtx(t), &pb.AuthStatusRequest{})
+				return err
+			}},
+			{"Auth.Authenticate", func() error {
+				_, err := pb.NewAuthClient(tg.Conn).Authenticate(reqCtx(t), &pb.AuthenticateRequest{Name: "root", Password: "x"})
+				return err
+			}},
+		}
+		for _, tc := range unary {
+			t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), codes.Unimplemented) })
+		}
+
+		// A stream's status arrives on the first Recv.
+		t.Run("Watch.Watch", func(t *testing.T) {
+			stream, err := pb.NewWatchClient(tg.Conn).Watch(reqCtx(t))
+			if err != nil {
+				wantCode(t, err, codes.Unimplemented)
+				return
+			}
+			create := &pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}
+			// Send may already see the stream closed; Recv reports why.
+			_ = stream.Send(create)
+			_, err = stream.Recv()
+			wantCode(t, err, codes.Unimplemented)
+		})
+		t.Run("Lease.LeaseKeepAlive", func(t *testing.T) {
+			stream, err := pb.NewLeaseClient(tg.Conn).LeaseKeepAlive(reqCtx(t))
+			if err != nil {
+				wantCode(t, err, codes.Unimplemented)
+				return
+			}
+			_ = stream.Send(&pb.LeaseKeepAliveRequest{ID: 1})
+			_, err = stream.Recv()
+			wantCode(t, err, codes.Unimplemented)
+		})
+		t.Run("Maintenance.Snapshot", func(t *testing.T) {
+			stream, err := pb.NewMaintenanceClient(tg.Conn).Snapshot(reqCtx(t), &pb.SnapshotRequest{})
+			if err != nil {
+				wantCode(t, err, codes.Unimplemented)
+				return
+			}
+			_, err = stream.Recv()
+			wantCode(t, err, codes.Unimplemented)
+		})
+
+		// The KV service still works on the same connection afterwards.
+		p := keyPrefix(t)
+		tg.put(t, p+"k", "v")
+		if resp := tg.rangeKV(t, &pb.RangeRequest{Key: []byte(p + "k")}); len(resp.Kvs) != 1 {
+			t.Fatalf("KV after unimplemented calls: %s", kvSummary(resp.Kvs))
+		}
+	})
+}
