@@ -11,14 +11,23 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/metastore/metastore/actors/sequencer"
+	"github.com/metastore/metastore/actors/storage"
 	"github.com/metastore/metastore/shards"
 )
 
 // Config is what a Node is built from.
 type Config struct {
-	// Shards is the number of shard actors (at least 1).
-	Shards int
-	// Logger receives the actor system's own lines (warnings and worse).
+	// Shards is the number of shard actors; 0 keeps the count recorded in
+	// the data dir, or takes DefaultShards for a new one or in memory.
+	Shards        int
+	DefaultShards int
+	// DataDir is where the node keeps its data, unless InMemory.
+	DataDir string
+	// InMemory keeps everything in memory: nothing survives a restart.
+	InMemory bool
+	// QuotaBytes is the data size that raises the NOSPACE alarm (0: none).
+	QuotaBytes int64
+	// Logger receives the node's own lines and the actor system's warnings.
 	Logger *slog.Logger
 	// OnFatal is called when a core actor fails. The default logs and
 	// exits the process: a shard restarted empty would serve wrong answers.
@@ -36,13 +45,13 @@ type Node struct {
 	revs        *sequencer.Revisions
 	published   []atomic.Pointer[shards.View]
 	read        *shards.ReadPath
+	db          *storage.DB // nil in memory
+	meta        storage.Meta
 }
 
-// Start spawns the actors of a new, empty node.
+// Start opens the data dir (unless in memory), rebuilds every shard's
+// index from it, and spawns the actors.
 func Start(cfg Config) (*Node, error) {
-	if cfg.Shards < 1 {
-		return nil, fmt.Errorf("actors: shard count must be at least 1, got %d", cfg.Shards)
-	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -51,37 +60,65 @@ func Start(cfg Config) (*Node, error) {
 	if onFatal == nil {
 		onFatal = exitOnFatal(logger)
 	}
+	n := &Node{revs: &sequencer.Revisions{}}
+	if cfg.Shards < 0 || (cfg.Shards == 0 && cfg.DefaultShards < 1) {
+		return nil, fmt.Errorf("actors: shard count must be at least 1, got %d", cfg.Shards)
+	}
+	if cfg.InMemory {
+		shardCount := cfg.Shards
+		if shardCount == 0 {
+			shardCount = cfg.DefaultShards
+		}
+		n.meta = storage.Meta{ClusterID: storage.NewID(), MemberID: storage.NewID(), Shards: shardCount, Rev: 1}
+	} else {
+		db, meta, err := storage.Open(cfg.DataDir, cfg.Shards, cfg.DefaultShards)
+		if err != nil {
+			return nil, err
+		}
+		n.db, n.meta = db, meta
+	}
+	n.router = shards.NewRouter(n.meta.Shards)
+	n.published = make([]atomic.Pointer[shards.View], n.meta.Shards)
+	stores, err := n.load()
+	if err != nil {
+		n.closeDB()
+		return nil, err
+	}
+
 	quiet := logger.WithGroup("actor")
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(levelAtLeast{quiet.Handler(), slog.LevelWarn})
 	}))
 	guard := actor.WithGuardian(&fatalStrategy{onFatal: onFatal})
-
-	n := &Node{
-		system:    system,
-		router:    shards.NewRouter(cfg.Shards),
-		revs:      &sequencer.Revisions{},
-		published: make([]atomic.Pointer[shards.View], cfg.Shards),
+	root := n.system.Root
+	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace}
+	var dropped func([]storage.KeyRev)
+	if n.db != nil {
+		seqCfg.Log, seqCfg.Quota = n.db, cfg.QuotaBytes
+		dropped = func(recs []storage.KeyRev) {
+			if err := n.db.Drop(recs); err != nil {
+				// Not fatal: startup compacts leftovers again.
+				logger.Warn("could not delete compacted records", "err", err)
+			}
+		}
 	}
-	root := system.Root
-	var err error
-	// An empty etcd store is at revision 1; its first write gets 2.
-	if n.sequencer, err = root.SpawnNamed(sequencer.Props(n.revs, 1, 0).Configure(guard), "sequencer"); err != nil {
-		return nil, err
+	if n.sequencer, err = root.SpawnNamed(sequencer.Props(seqCfg).Configure(guard), "sequencer"); err != nil {
+		return nil, n.abort(err)
 	}
 	leases := func(int64) bool { return false }
-	for i := range cfg.Shards {
+	for i, store := range stores {
 		props := shards.NewShardProps(shards.ShardConfig{
 			ID:        i,
-			Store:     shards.NewStore(),
+			Store:     store,
 			Published: &n.published[i],
 			Sequencer: n.sequencer,
 			Revisions: n.revs,
 			Leases:    leases,
+			Dropped:   dropped,
 		}).Configure(guard)
 		pid, err := root.SpawnNamed(props, fmt.Sprintf("shard-%d", i))
 		if err != nil {
-			return nil, err
+			return nil, n.abort(err)
 		}
 		n.shardPIDs = append(n.shardPIDs, pid)
 	}
@@ -93,7 +130,7 @@ func Start(cfg Config) (*Node, error) {
 		Leases:    leases,
 	}).Configure(guard), "coordinator")
 	if err != nil {
-		return nil, err
+		return nil, n.abort(err)
 	}
 	// A shard publishes its first view when it starts; wait for all of them
 	// so that the read path never sees a nil view.
@@ -105,6 +142,55 @@ func Start(cfg Config) (*Node, error) {
 	n.read = shards.NewReadPath(n.router, n.published, n.revs)
 	return n, nil
 }
+
+// load rebuilds each shard's store from the data dir, then applies the
+// recorded compaction to it (records a crash left behind after a
+// compaction are dropped again).
+func (n *Node) load() ([]*shards.Store, error) {
+	stores := make([]*shards.Store, n.meta.Shards)
+	for i := range stores {
+		stores[i] = shards.NewStore()
+	}
+	if n.db == nil {
+		return stores, nil
+	}
+	err := n.db.Load(func(key string, recs []storage.Record) error {
+		if last := recs[len(recs)-1].Rev; last > n.meta.Rev {
+			return fmt.Errorf("actors: key %q has revision %d, newer than the store's %d: the data dir is corrupt", key, last, n.meta.Rev)
+		}
+		stores[n.router.Shard(key)].Restore(key, recs)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("actors: loading %w", err)
+	}
+	if n.meta.Compact > 0 {
+		for _, s := range stores {
+			if err := n.db.Drop(s.Compact(n.meta.Compact)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return stores, nil
+}
+
+func (n *Node) abort(err error) error {
+	n.system.Shutdown()
+	n.closeDB()
+	return err
+}
+
+func (n *Node) closeDB() {
+	if n.db != nil {
+		n.db.Close()
+	}
+}
+
+// Meta returns what the node was started with: its IDs and shard count.
+func (n *Node) Meta() storage.Meta { return n.meta }
+
+// NoSpace reports whether the NOSPACE alarm is raised.
+func (n *Node) NoSpace() bool { return n.revs.NoSpace() }
 
 // Shards returns the shard count.
 func (n *Node) Shards() int { return n.router.Shards() }
@@ -208,4 +294,5 @@ func (n *Node) Stop() {
 	}
 	_ = n.system.Root.PoisonFuture(n.sequencer).Wait()
 	n.system.Shutdown()
+	n.closeDB()
 }

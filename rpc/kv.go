@@ -100,6 +100,9 @@ func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 	if err := s.tooLarge(r); err != nil {
 		return nil, err
 	}
+	if s.node.NoSpace() {
+		return nil, rpctypes.ErrGRPCNoSpace
+	}
 	resp, err := s.node.Put(ctx, r)
 	if err != nil {
 		return nil, toGRPCError(err)
@@ -137,6 +140,9 @@ func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 		if err := s.tooLarge(r); err != nil {
 			return nil, err
 		}
+		if s.node.NoSpace() && hasPut(r) {
+			return nil, rpctypes.ErrGRPCNoSpace
+		}
 	}
 	resp, err := s.node.Txn(ctx, r)
 	if err != nil {
@@ -154,4 +160,20 @@ func (s *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Co
 	resp := &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: rev}}
 	s.hdr.fill(resp.Header)
 	return resp, nil
+}
+
+// hasPut reports whether a Txn could add data: a put in any branch, at any
+// depth. Under the NOSPACE alarm etcd refuses those and still runs the rest.
+func hasPut(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			if op.GetRequestPut() != nil {
+				return true
+			}
+			if t := op.GetRequestTxn(); t != nil && hasPut(t) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -1,8 +1,6 @@
 package rpc
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math"
@@ -43,9 +41,6 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Shards == 0 {
-		cfg.Shards = DefaultShards()
-	}
 	if cfg.MaxTxnOps <= 0 {
 		cfg.MaxTxnOps = DefaultMaxTxnOps
 	}
@@ -65,13 +60,21 @@ func Start(cfg Config) (*Server, error) {
 		s.listeners = append(s.listeners, l)
 		s.urls = append(s.urls, "http://"+l.Addr().String())
 	}
-	node, err := actors.Start(actors.Config{Shards: cfg.Shards, Logger: cfg.Logger})
+	node, err := actors.Start(actors.Config{
+		Shards:        cfg.Shards,
+		DefaultShards: DefaultShards(),
+		DataDir:       cfg.DataDir,
+		InMemory:      cfg.InMemory,
+		QuotaBytes:    cfg.QuotaBackendBytes,
+		Logger:        cfg.Logger,
+	})
 	if err != nil {
 		s.closeListeners()
 		return nil, err
 	}
 	s.node = node
-	hdr := &header{clusterID: randomID(), memberID: randomID(), revision: node.Revision}
+	meta := node.Meta()
+	hdr := &header{clusterID: meta.ClusterID, memberID: meta.MemberID, revision: node.Revision}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
@@ -88,12 +91,12 @@ func Start(cfg Config) (*Server, error) {
 	for _, l := range s.listeners {
 		go s.grpc.Serve(l) //nolint:errcheck // Serve returns when Close stops the server
 	}
-	storage := "data dir " + cfg.DataDir
+	storage := fmt.Sprintf("data dir %s at revision %d", cfg.DataDir, node.Revision())
 	if cfg.InMemory {
 		storage = "in memory (nothing is written to disk)"
 	}
 	cfg.Logger.Info(fmt.Sprintf("metastore %s (etcd API %s) serving %s with %d shards, %s",
-		Version, APIVersion, strings.Join(s.urls, ","), cfg.Shards, storage))
+		Version, APIVersion, strings.Join(s.urls, ","), meta.Shards, storage))
 	return s, nil
 }
 
@@ -111,14 +114,6 @@ func listen(rawURL string) (net.Listener, error) {
 		return nil, fmt.Errorf("rpc: listen on %s: %w", u.Host, err)
 	}
 	return l, nil
-}
-
-func randomID() uint64 {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return binary.BigEndian.Uint64(b[:]) | 1
 }
 
 // ClientURLs are the bound client URLs, such as "http://127.0.0.1:41234".

@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/actors/storage"
 )
 
 // Limits of a shard's queues. At the limit a write is refused with
@@ -74,6 +75,9 @@ type ShardConfig struct {
 	Sequencer *actor.PID
 	Revisions RevisionSource
 	Leases    func(id int64) bool
+	// Dropped, if not nil, is told the records each compaction drops, so
+	// that they can be deleted from disk.
+	Dropped func([]storage.KeyRev)
 }
 
 // batch is the run of writes planned together and stamped by one Stamp.
@@ -130,8 +134,11 @@ func (s *shardActor) pump(ctx actor.Context) {
 		return
 	}
 	for _, c := range s.compacts {
-		s.cfg.Store.Compact(c.Rev)
+		dropped := s.cfg.Store.Compact(c.Rev)
 		s.publish()
+		if s.cfg.Dropped != nil && len(dropped) > 0 {
+			s.cfg.Dropped(dropped)
+		}
 		if c.Done != nil {
 			close(c.Done)
 		}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/tidwall/btree"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/metastore/metastore/actors/storage"
 )
 
 // record is one revision of one key: a put, or a tombstone that ends a
@@ -193,18 +195,25 @@ func (s *Store) Delete(key string, rev int64) bool {
 }
 
 // Compact drops history at or below rev, keeping for each key the record
-// visible at rev unless it is a tombstone. It returns how many keys were
-// removed entirely.
-func (s *Store) Compact(rev int64) int {
+// visible at rev unless it is a tombstone. It returns the records dropped.
+func (s *Store) Compact(rev int64) []storage.KeyRev {
 	var changed []*history
 	var removed []string
+	var dropped []storage.KeyRev
 	s.tree.Scan(func(h *history) bool {
 		n := h.compacted(rev)
-		switch {
-		case n == nil:
+		if n == h {
+			return true
+		}
+		kept := 0
+		if n == nil {
 			removed = append(removed, h.key)
-		case n != h:
+		} else {
 			changed = append(changed, n)
+			kept = len(n.recs)
+		}
+		for _, r := range h.recs[:len(h.recs)-kept] {
+			dropped = append(dropped, storage.KeyRev{Key: h.key, Rev: r.rev})
 		}
 		return true
 	})
@@ -214,7 +223,17 @@ func (s *Store) Compact(rev int64) int {
 	for _, k := range removed {
 		s.tree.Delete(&history{key: k})
 	}
-	return len(removed)
+	return dropped
+}
+
+// Restore sets key's history from records loaded from disk, oldest first.
+// It is for building a store at startup, before it is published.
+func (s *Store) Restore(key string, recs []storage.Record) {
+	h := &history{key: key, recs: make([]record, len(recs))}
+	for i, r := range recs {
+		h.recs[i] = record{rev: r.Rev, create: r.Create, version: r.Version, lease: r.Lease, value: r.Value}
+	}
+	s.tree.Set(h)
 }
 
 // Len returns the number of keys with any history left.

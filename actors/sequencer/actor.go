@@ -1,14 +1,18 @@
 package sequencer
 
 import (
+	"fmt"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/actors/storage"
 )
 
 // Compact asks the sequencer to move the compact revision to Rev. The
 // answer on Reply is the current revision, or shards.ErrCompacted or
-// shards.ErrFutureRev. Shards drop their history after the answer.
+// shards.ErrFutureRev; with a log, it comes once the compact revision is
+// durable. Shards drop their history after the answer.
 type Compact struct {
 	Rev   int64
 	Reply chan<- CompactResult
@@ -20,25 +24,79 @@ type CompactResult struct {
 	Err     error
 }
 
-type sequencer struct {
-	core *core
-	revs *Revisions
+// Log makes stamped revisions durable. Commit is called with one group at a
+// time, in revision order, from a goroutine of the sequencer's own.
+type Log interface {
+	Commit(entries []storage.Entry, compact int64) error
+	// Size is the space the log uses, checked against the quota.
+	Size() int64
+	// SetNoSpace records the NOSPACE alarm durably.
+	SetNoSpace(on bool) error
 }
 
-// Props returns the props of the sequencer actor, starting at revision
-// current with compact revision compacted, and publishing into revs.
-func Props(revs *Revisions, current, compacted int64) *actor.Props {
-	revs.visible.Store(current)
-	revs.compacted.Store(compacted)
+// Config is what the sequencer is built from.
+type Config struct {
+	// Revisions is where it publishes; it is the single writer.
+	Revisions *Revisions
+	// Current and Compacted are the revisions to start from.
+	Current, Compacted int64
+	// Log, if not nil, makes revisions durable before they are visible.
+	Log Log
+	// Quota is the log size that raises the NOSPACE alarm (0: none).
+	Quota int64
+	// NoSpace is the alarm as recorded on disk.
+	NoSpace bool
+}
+
+// group is one commit: what the sequencer stamped while the previous one
+// was syncing. All of it shares one sync.
+type group struct {
+	entries []storage.Entry
+	last    int64 // the newest revision in entries, or the durable one
+	compact int64
+	replies []func() // Compact answers, sent once the group is durable
+}
+
+// synced reports a finished commit back to the sequencer's mailbox.
+type synced struct {
+	g   *group
+	err error
+}
+
+type sequencer struct {
+	cfg     Config
+	core    *core
+	pending *group      // stamped, not yet handed to the committer
+	busy    bool        // a group is being committed
+	commits chan *group // to the committer goroutine
+}
+
+// Props returns the props of the sequencer actor.
+func Props(cfg Config) *actor.Props {
+	cfg.Revisions.visible.Store(cfg.Current)
+	cfg.Revisions.compacted.Store(cfg.Compacted)
+	cfg.Revisions.noSpace.Store(cfg.NoSpace)
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &sequencer{core: newCore(current, compacted), revs: revs}
+		return &sequencer{cfg: cfg, core: newCore(cfg.Current, cfg.Compacted)}
 	})
 }
 
 func (s *sequencer) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if s.cfg.Log != nil {
+			s.commits = make(chan *group, 1)
+			go s.committer(ctx.ActorSystem().Root, ctx.Self())
+		}
+	case *actor.Stopped:
+		if s.commits != nil {
+			close(s.commits)
+		}
 	case *msg.Stamp:
 		base := s.core.stamp(len(m.Writes), m.Parts)
+		if len(m.Writes) > 0 {
+			s.log(base, m.Writes)
+		}
 		ctx.Send(m.ReplyTo, &msg.Stamped{Base: base})
 	case *msg.Installed:
 		if m.To >= m.From {
@@ -50,20 +108,103 @@ func (s *sequencer) Receive(ctx actor.Context) {
 		s.core.hold(m.Replies)
 		s.release()
 	case *Compact:
-		if err := s.core.compactTo(m.Rev); err != nil {
-			m.Reply <- CompactResult{Current: s.core.visible, Err: err}
-			return
-		}
-		s.revs.compacted.Store(m.Rev)
-		m.Reply <- CompactResult{Current: s.core.visible}
+		s.compact(m)
+	case *synced:
+		s.synced(m)
 	}
+}
+
+// log queues stamped writes for the next commit. Without a log they are
+// durable as soon as they are stamped.
+func (s *sequencer) log(base int64, writes [][]msg.Mutation) {
+	last := base + int64(len(writes)) - 1
+	if s.cfg.Log == nil {
+		s.core.synced(last)
+		return
+	}
+	g := s.pendingGroup()
+	for i, w := range writes {
+		g.entries = append(g.entries, storage.Entry{Rev: base + int64(i), Base: base, Muts: w})
+	}
+	g.last = last
+	s.flush()
+}
+
+func (s *sequencer) pendingGroup() *group {
+	if s.pending == nil {
+		s.pending = &group{last: s.core.next - 1}
+	}
+	return s.pending
+}
+
+// flush hands the pending group to the committer unless it is busy; then
+// everything stamped meanwhile forms the next group.
+func (s *sequencer) flush() {
+	if s.busy || s.pending == nil {
+		return
+	}
+	s.busy = true
+	s.commits <- s.pending
+	s.pending = nil
+}
+
+// committer runs on its own goroutine so that the sequencer keeps stamping
+// while a group syncs.
+func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
+	for g := range s.commits {
+		err := s.cfg.Log.Commit(g.entries, g.compact)
+		root.Send(self, &synced{g: g, err: err})
+	}
+}
+
+func (s *sequencer) synced(m *synced) {
+	if m.err != nil {
+		// Acknowledged writes could be lost: stop rather than go on.
+		panic(fmt.Sprintf("sequencer: commit of revisions up to %d failed: %v", m.g.last, m.err))
+	}
+	s.busy = false
+	s.core.synced(m.g.last)
+	for _, r := range m.g.replies {
+		r()
+	}
+	s.checkQuota()
+	s.release()
+	s.flush()
+}
+
+func (s *sequencer) checkQuota() {
+	if s.cfg.Quota <= 0 || s.cfg.Revisions.noSpace.Load() || s.cfg.Log.Size() < s.cfg.Quota {
+		return
+	}
+	if err := s.cfg.Log.SetNoSpace(true); err != nil {
+		panic(fmt.Sprintf("sequencer: raising the NOSPACE alarm: %v", err))
+	}
+	s.cfg.Revisions.noSpace.Store(true)
+}
+
+func (s *sequencer) compact(m *Compact) {
+	if err := s.core.compactTo(m.Rev); err != nil {
+		m.Reply <- CompactResult{Current: s.core.visible, Err: err}
+		return
+	}
+	s.cfg.Revisions.compacted.Store(m.Rev)
+	current := s.core.visible
+	answer := func() { m.Reply <- CompactResult{Current: current} }
+	if s.cfg.Log == nil {
+		answer()
+		return
+	}
+	g := s.pendingGroup()
+	g.compact = m.Rev
+	g.replies = append(g.replies, answer)
+	s.flush()
 }
 
 // release publishes the visible revision, then sends what it released:
 // a client must never get an answer before readers can see its revision.
 func (s *sequencer) release() {
 	out := s.core.advance()
-	s.revs.visible.Store(s.core.visible)
+	s.cfg.Revisions.visible.Store(s.core.visible)
 	for _, r := range out {
 		r.Send()
 	}

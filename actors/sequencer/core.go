@@ -14,29 +14,43 @@ import (
 type Revisions struct {
 	visible   atomic.Int64
 	compacted atomic.Int64
+	noSpace   atomic.Bool
 }
 
 // Visible returns the newest revision every reader may see: every revision
-// up to it is installed in its shards (and, with a log, durable).
+// up to it is installed in its shards and durable.
 func (r *Revisions) Visible() int64 { return r.visible.Load() }
 
 // Compacted returns the compact revision: reads below it fail.
 func (r *Revisions) Compacted() int64 { return r.compacted.Load() }
 
+// NoSpace reports whether the NOSPACE alarm is raised: writes that add
+// data are refused until it is cleared.
+func (r *Revisions) NoSpace() bool { return r.noSpace.Load() }
+
 // core is the sequencer's state machine, free of actors so that it can be
 // tested and benchmarked alone. It stamps revisions in order and ratchets
-// the visible revision over the contiguous prefix of fully installed ones,
-// the way pebble publishes sequence numbers.
+// the visible revision over the contiguous prefix of revisions that are both
+// fully installed and durable, the way pebble publishes sequence numbers.
 type core struct {
 	next    int64   // the next revision to stamp
-	visible int64   // every revision <= visible is installed
+	visible int64   // every revision <= visible is installed and durable
+	durable int64   // every revision <= durable is on disk
 	parts   []int   // parts[i]: installs still missing for revision visible+1+i
 	waiting replies // replies for revisions above visible
 	compact int64   // the compact revision
 }
 
 func newCore(current, compacted int64) *core {
-	return &core{next: current + 1, visible: current, compact: compacted}
+	return &core{next: current + 1, visible: current, durable: current, compact: compacted}
+}
+
+// synced records that every revision up to rev is durable.
+func (c *core) synced(rev int64) {
+	if rev < c.durable || rev >= c.next {
+		panic(fmt.Sprintf("sequencer: synced to %d, but durable is %d and next %d", rev, c.durable, c.next))
+	}
+	c.durable = rev
 }
 
 // stamp assigns n consecutive revisions, each complete after parts installs,
@@ -73,7 +87,7 @@ func (c *core) hold(rs []msg.Reply) {
 // returns the replies that became deliverable.
 func (c *core) advance() []msg.Reply {
 	n := 0
-	for n < len(c.parts) && c.parts[n] == 0 {
+	for n < len(c.parts) && c.parts[n] == 0 && c.visible+int64(n) < c.durable {
 		n++
 	}
 	if n > 0 {

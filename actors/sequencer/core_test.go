@@ -23,6 +23,7 @@ func TestVisibleRatchetsOverContiguousPrefix(t *testing.T) {
 	if base := c.stamp(0, 1); base != 14 { // a batch that wrote nothing
 		t.Fatalf("empty stamp base %d, want 14", base)
 	}
+	c.synced(13)
 	var sent []int64
 	replyAt := func(rev int64) msg.Reply {
 		return msg.Reply{Rev: rev, Send: func() { sent = append(sent, rev) }}
@@ -58,9 +59,34 @@ func TestVisibleRatchetsOverContiguousPrefix(t *testing.T) {
 	}
 }
 
+// TestVisibleWaitsForDurable checks that an installed revision stays
+// invisible, and its reply held, until the log has synced it.
+func TestVisibleWaitsForDurable(t *testing.T) {
+	c := newCore(1, 0)
+	base := c.stamp(3, 1)
+	c.installed(base, base+2)
+	sent := 0
+	c.hold([]msg.Reply{{Rev: base + 2, Send: func() { sent++ }}})
+	if rs := c.advance(); len(rs) != 0 || c.visible != 1 {
+		t.Fatalf("visible %d with nothing durable, %d replies released", c.visible, len(rs))
+	}
+	c.synced(base + 1)
+	if rs := c.advance(); len(rs) != 0 || c.visible != base+1 {
+		t.Fatalf("visible %d, want %d, with %d replies released", c.visible, base+1, len(rs))
+	}
+	c.synced(base + 2)
+	for _, r := range c.advance() {
+		r.Send()
+	}
+	if c.visible != base+2 || sent != 1 {
+		t.Fatalf("visible %d sent %d, want %d and 1", c.visible, sent, base+2)
+	}
+}
+
 func TestInstallUnstampedPanics(t *testing.T) {
 	c := newCore(0, 0)
 	c.stamp(1, 1)
+	c.synced(1)
 	c.installed(1, 1)
 	defer func() {
 		if recover() == nil {
@@ -96,6 +122,7 @@ func BenchmarkStampInstallAdvance(b *testing.B) {
 			c := newCore(0, 0)
 			for b.Loop() {
 				base := c.stamp(batch, 1)
+				c.synced(base + int64(batch) - 1)
 				c.installed(base, base+int64(batch)-1)
 				c.hold([]msg.Reply{{Rev: base + int64(batch) - 1, Send: func() {}}})
 				for _, r := range c.advance() {

@@ -1,0 +1,411 @@
+// Package storage is MetaStore's data dir: an embedded pebble database
+// holding every key's uncompacted history and the member's metadata.
+//
+// Layout (all integers big-endian unless noted):
+//
+//	m/format            "1": the layout version; a newer one is refused
+//	m/ids               cluster ID, member ID (8 bytes each)
+//	m/shards            the shard count last used (uvarint)
+//	m/rev               the newest durable revision (8 bytes)
+//	m/compact           the compact revision (8 bytes)
+//	m/alarm             "nospace" while the NOSPACE alarm is raised
+//	k/<key>/<rev>       one record of one key: create, version (0 for a
+//	                    tombstone), lease as uvarints, then the value
+//
+// <key> is escaped so that keys sort as they do in etcd and one key's
+// records are contiguous: 0x00 becomes 0x00 0xff, and 0x00 0x01 ends it.
+// Prefixes l/ (leases), a/ (auth) and c/ (membership) are reserved, so they
+// can land without a format break.
+//
+// Records are keyed by key rather than by revision so that compaction can
+// delete exactly the records it drops, and a restart rebuilds each key's
+// history in one ordered scan. Each commit group is one pebble batch,
+// written with one sync, carrying m/rev: a restart sees a prefix of the
+// commit order, never half a revision.
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/metastore/metastore/actors/msg"
+)
+
+// Format is the layout version this build writes and reads.
+const Format = "1"
+
+var (
+	keyFormat  = []byte("m/format")
+	keyIDs     = []byte("m/ids")
+	keyShards  = []byte("m/shards")
+	keyRev     = []byte("m/rev")
+	keyCompact = []byte("m/compact")
+	keyAlarm   = []byte("m/alarm")
+	prefixKeys = []byte("k/")
+)
+
+// ErrNotMetaStore is returned for a data dir that holds something else.
+var ErrNotMetaStore = errors.New("storage: not a MetaStore data dir")
+
+// Meta is what a data dir records about its member.
+type Meta struct {
+	ClusterID, MemberID uint64
+	Shards              int
+	Rev                 int64 // newest durable revision; 1 when empty
+	Compact             int64
+	NoSpace             bool
+}
+
+// DB is an open data dir. Its methods may be called from any goroutine; the
+// sequencer's committer is the only one that writes revisions.
+type DB struct {
+	db *pebble.DB
+}
+
+// Open opens dir, creating it if it does not exist, and returns its
+// metadata. shards is the shard count to record; 0 keeps the recorded one,
+// or takes defaultShards for a new dir.
+func Open(dir string, shards, defaultShards int) (*DB, Meta, error) {
+	fresh, err := isFresh(dir)
+	if err != nil {
+		return nil, Meta{}, err
+	}
+	opts := &pebble.Options{ErrorIfNotExists: !fresh, Logger: quietLogger{}}
+	pdb, err := pebble.Open(dir, opts)
+	if err != nil {
+		if !fresh {
+			return nil, Meta{}, fmt.Errorf("%w: %s: %v", ErrNotMetaStore, dir, err)
+		}
+		return nil, Meta{}, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	d := &DB{db: pdb}
+	if fresh && shards == 0 {
+		shards = defaultShards
+	}
+	meta, err := d.init(fresh, shards)
+	if err != nil {
+		pdb.Close()
+		return nil, Meta{}, fmt.Errorf("storage: %s: %w", dir, err)
+	}
+	return d, meta, nil
+}
+
+// isFresh reports whether dir is absent or empty.
+func isFresh(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("storage: read %s: %w", dir, err)
+	}
+	return len(entries) == 0, nil
+}
+
+func (d *DB) init(fresh bool, shards int) (Meta, error) {
+	if fresh {
+		if shards < 1 {
+			return Meta{}, errors.New("a new data dir needs a shard count")
+		}
+		m := Meta{ClusterID: NewID(), MemberID: NewID(), Shards: shards, Rev: 1}
+		b := d.db.NewBatch()
+		ids := make([]byte, 16)
+		binary.BigEndian.PutUint64(ids, m.ClusterID)
+		binary.BigEndian.PutUint64(ids[8:], m.MemberID)
+		_ = b.Set(keyIDs, ids, nil)
+		_ = b.Set(keyShards, binary.AppendUvarint(nil, uint64(shards)), nil)
+		_ = b.Set(keyRev, be64(1), nil)
+		_ = b.Set(keyCompact, be64(0), nil)
+		// The format marker goes last in the same batch: a dir with it is
+		// complete.
+		_ = b.Set(keyFormat, []byte(Format), nil)
+		return m, b.Commit(pebble.Sync)
+	}
+	format, err := d.get(keyFormat)
+	if err != nil {
+		return Meta{}, err
+	}
+	switch {
+	case format == nil:
+		return Meta{}, fmt.Errorf("%w: no format marker", ErrNotMetaStore)
+	case string(format) != Format:
+		return Meta{}, fmt.Errorf("data dir format %q is not %q, the one this metastore reads; it was left untouched", format, Format)
+	}
+	var m Meta
+	ids, err := d.get(keyIDs)
+	if err != nil || len(ids) != 16 {
+		return Meta{}, fmt.Errorf("corrupt member IDs (%v)", err)
+	}
+	m.ClusterID, m.MemberID = binary.BigEndian.Uint64(ids), binary.BigEndian.Uint64(ids[8:])
+	sh, err := d.get(keyShards)
+	n, k := binary.Uvarint(sh)
+	if err != nil || k <= 0 || n < 1 {
+		return Meta{}, fmt.Errorf("corrupt shard count (%v)", err)
+	}
+	m.Shards = int(n)
+	if m.Rev, err = d.getInt(keyRev); err != nil {
+		return Meta{}, err
+	}
+	if m.Compact, err = d.getInt(keyCompact); err != nil {
+		return Meta{}, err
+	}
+	alarm, err := d.get(keyAlarm)
+	if err != nil {
+		return Meta{}, err
+	}
+	m.NoSpace = alarm != nil
+	if shards > 0 && shards != m.Shards {
+		// Records are not stored by shard, so the count may change freely.
+		if err := d.db.Set(keyShards, binary.AppendUvarint(nil, uint64(shards)), pebble.Sync); err != nil {
+			return Meta{}, err
+		}
+		m.Shards = shards
+	}
+	return m, nil
+}
+
+func (d *DB) get(key []byte) ([]byte, error) {
+	v, closer, err := d.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
+func (d *DB) getInt(key []byte) (int64, error) {
+	v, err := d.get(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("corrupt %s", key)
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// Record is one stored revision of one key.
+type Record struct {
+	Rev, Create, Version, Lease int64
+	Value                       []byte
+}
+
+// Load calls fn once per key, in key order, with its records in revision
+// order. It stops at the first error fn returns.
+func (d *DB) Load(fn func(key string, recs []Record) error) error {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefixKeys, UpperBound: []byte("k0")})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var cur string
+	var recs []Record
+	have := false
+	for it.First(); it.Valid(); it.Next() {
+		key, rev, err := decodeRecordKey(it.Key())
+		if err != nil {
+			return err
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		rec, err := decodeRecord(rev, val)
+		if err != nil {
+			return fmt.Errorf("storage: key %q revision %d: %w", key, rev, err)
+		}
+		if have && key != cur {
+			if err := fn(cur, recs); err != nil {
+				return err
+			}
+			recs = nil
+		}
+		cur, have = key, true
+		recs = append(recs, rec)
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if have {
+		return fn(cur, recs)
+	}
+	return nil
+}
+
+// Entry is a stamped write: the mutations of revision Rev. A mutation's
+// negative Create stands for the revision of another write of the same
+// stamp: -1 is Base, -2 is Base+1, and so on.
+type Entry struct {
+	Rev, Base int64
+	Muts      []msg.Mutation
+}
+
+// Commit writes entries (in revision order) and, if compact > 0, the
+// compact revision, as one batch with one sync.
+func (d *DB) Commit(entries []Entry, compact int64) error {
+	b := d.db.NewBatch()
+	defer b.Close()
+	var last int64
+	for _, e := range entries {
+		for _, m := range e.Muts {
+			create := m.Create
+			if create < 0 {
+				create = e.Base - create - 1
+			}
+			if m.Delete {
+				create = 0
+			}
+			_ = b.Set(recordKey(m.Key, e.Rev), encodeRecord(create, m.Version, m.Lease, m.Value), nil)
+		}
+		last = e.Rev
+	}
+	if last > 0 {
+		_ = b.Set(keyRev, be64(last), nil)
+	}
+	if compact > 0 {
+		_ = b.Set(keyCompact, be64(compact), nil)
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// KeyRev names one record.
+type KeyRev struct {
+	Key string
+	Rev int64
+}
+
+// Drop deletes records that compaction removed. It does not sync: if they
+// come back after a crash, startup compacts them again.
+func (d *DB) Drop(recs []KeyRev) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	for _, r := range recs {
+		_ = b.Delete(recordKey(r.Key, r.Rev), nil)
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+// SetNoSpace raises or clears the NOSPACE alarm, durably.
+func (d *DB) SetNoSpace(on bool) error {
+	if on {
+		return d.db.Set(keyAlarm, []byte("nospace"), pebble.Sync)
+	}
+	return d.db.Delete(keyAlarm, pebble.Sync)
+}
+
+// Size is the disk space the database uses, in bytes.
+func (d *DB) Size() int64 { return int64(d.db.Metrics().DiskSpaceUsage()) }
+
+// CompactRange asks pebble to rewrite its files so that deleted records
+// free their space now rather than in time.
+func (d *DB) CompactRange() error {
+	return d.db.Compact(context.Background(), prefixKeys, []byte("k0"), true)
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+func recordKey(key string, rev int64) []byte {
+	out := make([]byte, 0, len(prefixKeys)+len(key)+2+8+2)
+	out = append(out, prefixKeys...)
+	for i := 0; i < len(key); i++ {
+		out = append(out, key[i])
+		if key[i] == 0 {
+			out = append(out, 0xff)
+		}
+	}
+	out = append(out, 0, 1)
+	return binary.BigEndian.AppendUint64(out, uint64(rev))
+}
+
+func decodeRecordKey(k []byte) (string, int64, error) {
+	k = k[len(prefixKeys):]
+	key := make([]byte, 0, len(k))
+	for i := 0; i < len(k); i++ {
+		if k[i] != 0 {
+			key = append(key, k[i])
+			continue
+		}
+		if i+1 >= len(k) {
+			break
+		}
+		switch k[i+1] {
+		case 0xff:
+			key = append(key, 0)
+			i++
+		case 1:
+			rest := k[i+2:]
+			if len(rest) != 8 {
+				return "", 0, fmt.Errorf("storage: corrupt record key %q", k)
+			}
+			return string(key), int64(binary.BigEndian.Uint64(rest)), nil
+		}
+	}
+	return "", 0, fmt.Errorf("storage: corrupt record key %q", k)
+}
+
+func encodeRecord(create, version, lease int64, value []byte) []byte {
+	out := make([]byte, 0, 3*binary.MaxVarintLen64+len(value))
+	out = binary.AppendUvarint(out, uint64(create))
+	out = binary.AppendUvarint(out, uint64(version))
+	out = binary.AppendVarint(out, lease)
+	return append(out, value...)
+}
+
+func decodeRecord(rev int64, b []byte) (Record, error) {
+	r := Record{Rev: rev}
+	var vals [3]int64
+	for i := range vals {
+		var n int
+		if i == 2 {
+			vals[i], n = binary.Varint(b)
+		} else {
+			var u uint64
+			u, n = binary.Uvarint(b)
+			vals[i] = int64(u)
+		}
+		if n <= 0 {
+			return Record{}, errors.New("corrupt record")
+		}
+		b = b[n:]
+	}
+	r.Create, r.Version, r.Lease = vals[0], vals[1], vals[2]
+	if r.Version > 0 {
+		r.Value = bytes.Clone(b)
+	}
+	return r, nil
+}
+
+func be64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
+
+// NewID returns a random non-zero member or cluster ID.
+func NewID() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return binary.BigEndian.Uint64(b[:]) | 1
+}
+
+// quietLogger keeps pebble's informational lines out of the server's log;
+// fatal errors still stop the process.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
