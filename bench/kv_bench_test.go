@@ -16,7 +16,7 @@ var value = make([]byte, 256)
 
 func startNode(b *testing.B, shards int) *actors.Node {
 	b.Helper()
-	n, err := actors.Start(actors.Config{Shards: shards, OnFatal: func(who string, reason any) {
+	n, err := actors.Start(actors.Config{Shards: shards, InMemory: true, OnFatal: func(who string, reason any) {
 		panic(fmt.Sprintf("core actor %s failed: %v", who, reason))
 	}})
 	if err != nil {
