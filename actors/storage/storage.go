@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -97,7 +98,9 @@ func Open(dir string, shards, defaultShards int) (*DB, Meta, error) {
 	return d, meta, nil
 }
 
-// isFresh reports whether dir is absent or empty.
+// isFresh reports whether dir is absent or empty. A dir with anything else
+// than a pebble database in it is refused before pebble opens it, since
+// opening would leave pebble's files behind in someone else's dir.
 func isFresh(dir string) (bool, error) {
 	entries, err := os.ReadDir(dir)
 	switch {
@@ -105,8 +108,15 @@ func isFresh(dir string) (bool, error) {
 		return true, nil
 	case err != nil:
 		return false, fmt.Errorf("storage: read %s: %w", dir, err)
+	case len(entries) == 0:
+		return true, nil
 	}
-	return len(entries) == 0, nil
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "MANIFEST-") {
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("%w: %s holds files but no database; it was left untouched", ErrNotMetaStore, dir)
 }
 
 func (d *DB) init(fresh bool, shards int) (Meta, error) {

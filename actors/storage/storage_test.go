@@ -1,0 +1,126 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/metastore/metastore/actors/msg"
+)
+
+// FuzzRecordKey checks that record keys decode to what was encoded and sort
+// like (key, revision) pairs, so that one key's records are contiguous and
+// keys come back in etcd's order.
+func FuzzRecordKey(f *testing.F) {
+	f.Add("a", int64(1), "a\x00", int64(2))
+	f.Add("a\x00b", int64(7), "a", int64(9))
+	f.Add("\x00\x01", int64(3), "\x00", int64(3))
+	f.Add("k\xff", int64(1<<40), "k", int64(1))
+	f.Fuzz(func(t *testing.T, k1 string, r1 int64, k2 string, r2 int64) {
+		if r1 < 0 || r2 < 0 {
+			return
+		}
+		e1, e2 := recordKey(k1, r1), recordKey(k2, r2)
+		for _, c := range []struct {
+			enc []byte
+			key string
+			rev int64
+		}{{e1, k1, r1}, {e2, k2, r2}} {
+			k, r, err := decodeRecordKey(c.enc)
+			if err != nil || k != c.key || r != c.rev {
+				t.Fatalf("decode(%q) = %q, %d, %v; want %q, %d", c.enc, k, r, err, c.key, c.rev)
+			}
+		}
+		want := strings.Compare(k1, k2)
+		if want == 0 {
+			want = map[bool]int{true: -1, false: 1}[r1 < r2]
+			if r1 == r2 {
+				want = 0
+			}
+		}
+		if got := bytes.Compare(e1, e2); got != want {
+			t.Fatalf("order of (%q,%d) vs (%q,%d): %d, want %d", k1, r1, k2, r2, got, want)
+		}
+	})
+}
+
+func TestOpenRefusesOtherDirs(t *testing.T) {
+	t.Run("not a pebble database", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "member", "snap"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Open(dir, 0, 1); !errors.Is(err, ErrNotMetaStore) {
+			t.Fatalf("err %v, want ErrNotMetaStore", err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Fatalf("the dir was changed: %v", entries)
+		}
+	})
+	t.Run("newer format", func(t *testing.T) {
+		dir := t.TempDir()
+		db, _, err := Open(dir, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.db.Set(keyFormat, []byte("2"), nil); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		_, _, err = Open(dir, 0, 1)
+		if err == nil || !strings.Contains(err.Error(), `format "2"`) {
+			t.Fatalf("err %v, want a format error", err)
+		}
+	})
+}
+
+func TestCommitLoadRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	db, meta, err := Open(dir, 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Shards != 3 || meta.Rev != 1 {
+		t.Fatalf("fresh meta %+v", meta)
+	}
+	// Revisions 2 and 3 were stamped together: the second put of b names
+	// its create revision as a placeholder for the stamp's first revision.
+	err = db.Commit([]Entry{
+		{Rev: 2, Base: 2, Muts: []msg.Mutation{{Key: "a", Value: []byte("1"), Create: -1, Version: 1}, {Key: "b", Value: []byte("x"), Lease: 5, Create: -1, Version: 1}}},
+		{Rev: 3, Base: 2, Muts: []msg.Mutation{{Key: "b", Value: []byte("y"), Create: -1, Version: 2}, {Key: "a", Delete: true}}},
+	}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, meta, err = Open(dir, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if meta.Rev != 3 || meta.Compact != 2 || meta.Shards != 3 {
+		t.Fatalf("meta after reopen %+v", meta)
+	}
+	got := map[string][]Record{}
+	if err := db.Load(func(k string, recs []Record) error { got[k] = recs; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]Record{
+		"a": {{Rev: 2, Create: 2, Version: 1, Value: []byte("1")}, {Rev: 3}},
+		"b": {{Rev: 2, Create: 2, Version: 1, Lease: 5, Value: []byte("x")}, {Rev: 3, Create: 2, Version: 2, Value: []byte("y")}},
+	}
+	for k, recs := range want {
+		if len(got[k]) != len(recs) {
+			t.Fatalf("%s: %+v, want %+v", k, got[k], recs)
+		}
+		for i := range recs {
+			g, w := got[k][i], recs[i]
+			if g.Rev != w.Rev || g.Create != w.Create || g.Version != w.Version || g.Lease != w.Lease || !bytes.Equal(g.Value, w.Value) {
+				t.Fatalf("%s[%d]: %+v, want %+v", k, i, g, w)
+			}
+		}
+	}
+}
