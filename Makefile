@@ -49,12 +49,15 @@ $(BIN)/benchmark:
 run: build
 	./$(BIN)/metastore $(ARGS)
 
-## test: vet, race-test the concurrent packages, then run every test
-## (including the integration tests in test/).
+## test: vet, race-test the concurrent packages, run every test (including
+## the integration tests in test/), then show that the linearizability
+## check fails the deliberately broken stale-reads build (the test passes
+## when it does).
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -tags metastore_fault_stalereads -run 'TestLinearizability$$/metastore' ./test/
 
 race:
 	$(GO) test -race -count=1 $(RACE_PKGS)
