@@ -47,6 +47,7 @@ type Node struct {
 	read        *shards.ReadPath
 	db          *storage.DB // nil in memory
 	meta        storage.Meta
+	dispatchers []*pinnedDispatcher
 }
 
 // Start opens the data dir (unless in memory), rebuilds every shard's
@@ -90,6 +91,11 @@ func Start(cfg Config) (*Node, error) {
 		return slog.New(levelAtLeast{quiet.Handler(), slog.LevelWarn})
 	}))
 	guard := actor.WithGuardian(&fatalStrategy{onFatal: onFatal})
+	pinned := func() actor.PropsOption {
+		d := newPinnedDispatcher()
+		n.dispatchers = append(n.dispatchers, d)
+		return actor.WithDispatcher(d)
+	}
 	root := n.system.Root
 	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace}
 	var dropped func([]storage.KeyRev)
@@ -102,7 +108,7 @@ func Start(cfg Config) (*Node, error) {
 			}
 		}
 	}
-	if n.sequencer, err = root.SpawnNamed(sequencer.Props(seqCfg).Configure(guard), "sequencer"); err != nil {
+	if n.sequencer, err = root.SpawnNamed(sequencer.Props(seqCfg).Configure(guard, pinned()), "sequencer"); err != nil {
 		return nil, n.abort(err)
 	}
 	leases := func(int64) bool { return false }
@@ -115,7 +121,7 @@ func Start(cfg Config) (*Node, error) {
 			Revisions: n.revs,
 			Leases:    leases,
 			Dropped:   dropped,
-		}).Configure(guard)
+		}).Configure(guard, pinned())
 		pid, err := root.SpawnNamed(props, fmt.Sprintf("shard-%d", i))
 		if err != nil {
 			return nil, n.abort(err)
@@ -128,7 +134,7 @@ func Start(cfg Config) (*Node, error) {
 		Sequencer: n.sequencer,
 		Revisions: n.revs,
 		Leases:    leases,
-	}).Configure(guard), "coordinator")
+	}).Configure(guard, pinned()), "coordinator")
 	if err != nil {
 		return nil, n.abort(err)
 	}
@@ -176,8 +182,15 @@ func (n *Node) load() ([]*shards.Store, error) {
 
 func (n *Node) abort(err error) error {
 	n.system.Shutdown()
+	n.closeDispatchers()
 	n.closeDB()
 	return err
+}
+
+func (n *Node) closeDispatchers() {
+	for _, d := range n.dispatchers {
+		d.close()
+	}
 }
 
 func (n *Node) closeDB() {
@@ -294,5 +307,6 @@ func (n *Node) Stop() {
 	}
 	_ = n.system.Root.PoisonFuture(n.sequencer).Wait()
 	n.system.Shutdown()
+	n.closeDispatchers()
 	n.closeDB()
 }
