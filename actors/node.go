@@ -27,6 +27,9 @@ type Config struct {
 	InMemory bool
 	// QuotaBytes is the data size that raises the NOSPACE alarm (0: none).
 	QuotaBytes int64
+	// MaxBatch caps the writes a shard stamps together (0: the default;
+	// 1: no batching) — a knob for studying what batching buys.
+	MaxBatch int
 	// Logger receives the node's own lines and the actor system's warnings.
 	Logger *slog.Logger
 	// OnFatal is called when a core actor fails. The default logs and
@@ -121,6 +124,7 @@ func Start(cfg Config) (*Node, error) {
 			Revisions: n.revs,
 			Leases:    leases,
 			Dropped:   dropped,
+			MaxBatch:  cfg.MaxBatch,
 		}).Configure(guard, pinned())
 		pid, err := root.SpawnNamed(props, fmt.Sprintf("shard-%d", i))
 		if err != nil {

@@ -27,6 +27,11 @@ type Config struct {
 	Shards int
 	// InMemory keeps all state in memory only.
 	InMemory bool
+	// MaxBatch caps the writes a shard stamps together (0: the default;
+	// 1: no batching).
+	MaxBatch int
+	// PprofAddr, if set, serves net/http/pprof there (e.g. 127.0.0.1:6060).
+	PprofAddr string
 	// Logger receives the server's log lines; nil means slog.Default().
 	Logger *slog.Logger
 }

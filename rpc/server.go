@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"time"
@@ -32,6 +34,7 @@ type Server struct {
 	cfg       Config
 	node      *actors.Node
 	grpc      *grpc.Server
+	pprof     *http.Server
 	listeners []net.Listener
 	urls      []string
 }
@@ -66,6 +69,7 @@ func Start(cfg Config) (*Server, error) {
 		DataDir:       cfg.DataDir,
 		InMemory:      cfg.InMemory,
 		QuotaBytes:    cfg.QuotaBackendBytes,
+		MaxBatch:      cfg.MaxBatch,
 		Logger:        cfg.Logger,
 	})
 	if err != nil {
@@ -90,6 +94,12 @@ func Start(cfg Config) (*Server, error) {
 	pb.RegisterAuthServer(s.grpc, pb.UnimplementedAuthServer{})
 	for _, l := range s.listeners {
 		go s.grpc.Serve(l) //nolint:errcheck // Serve returns when Close stops the server
+	}
+	if cfg.PprofAddr != "" {
+		if err := s.servePprof(cfg.PprofAddr); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	storage := fmt.Sprintf("data dir %s at revision %d", cfg.DataDir, node.Revision())
 	if cfg.InMemory {
@@ -122,8 +132,27 @@ func (s *Server) ClientURLs() []string { return s.urls }
 // Close stops accepting requests, lets those in flight finish, then stops
 // the actors in order.
 func (s *Server) Close() error {
+	if s.pprof != nil {
+		s.pprof.Close()
+	}
 	s.grpc.GracefulStop()
 	s.node.Stop()
+	return nil
+}
+
+// servePprof serves the Go profiler, for profiling the server under load.
+func (s *Server) servePprof(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("rpc: pprof listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go s.pprof.Serve(l) //nolint:errcheck // Serve returns when Close stops it
 	return nil
 }
 

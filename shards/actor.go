@@ -15,8 +15,9 @@ import (
 const (
 	// MaxQueued is how many writes may wait for a shard.
 	MaxQueued = 16384
-	// MaxBatch is how many writes one batch (one Stamp) carries.
-	MaxBatch = 512
+	// DefaultMaxBatch is how many writes one batch (one Stamp) carries
+	// unless configured otherwise; 1 turns batching off.
+	DefaultMaxBatch = 512
 )
 
 // Result is the answer to a write: an etcd response, or an error.
@@ -78,6 +79,9 @@ type ShardConfig struct {
 	// Dropped, if not nil, is told the records each compaction drops, so
 	// that they can be deleted from disk.
 	Dropped func([]storage.KeyRev)
+	// MaxBatch caps the writes planned and stamped together (0: the
+	// default; 1: no batching).
+	MaxBatch int
 }
 
 // batch is the run of writes planned together and stamped by one Stamp.
@@ -100,6 +104,9 @@ type shardActor struct {
 
 // NewShardProps returns the props of a shard actor.
 func NewShardProps(cfg ShardConfig) *actor.Props {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		cfg.Published.Store(cfg.Store.Snapshot())
 		return &shardActor{cfg: cfg, apply: newOverlay(cfg.Store.live, 0)}
@@ -169,7 +176,7 @@ func (s *shardActor) plan(ctx actor.Context) {
 	dry := newOverlay(s.cfg.Store.live, 0)
 	var writes [][]msg.Mutation
 	n := 0
-	for n < len(s.queue) && n < MaxBatch {
+	for n < len(s.queue) && n < s.cfg.MaxBatch {
 		w := s.queue[n]
 		mark := len(dry.muts)
 		dry.rev = placeholder(len(writes))

@@ -27,6 +27,8 @@ func main() {
 	fs.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", cfg.QuotaBackendBytes, "backend size that raises the NOSPACE alarm")
 	fs.IntVar(&cfg.Shards, "shards", 0, fmt.Sprintf("number of shard actors (default: one per core, at least 2; %d here)", rpc.DefaultShards()))
 	fs.BoolVar(&cfg.InMemory, "in-memory", false, "keep everything in memory only")
+	fs.IntVar(&cfg.MaxBatch, "max-batch", 0, "writes a shard stamps together (default 512; 1 turns batching off)")
+	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	version := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
 	if *version {
