@@ -166,13 +166,17 @@ func (n *Node) load() ([]*shards.Store, error) {
 	}
 	err := n.db.Load(func(key string, recs []storage.Record) error {
 		if last := recs[len(recs)-1].Rev; last > n.meta.Rev {
-			return fmt.Errorf("actors: key %q has revision %d, newer than the store's %d: the data dir is corrupt", key, last, n.meta.Rev)
+			return fmt.Errorf("actors: data dir %s is corrupt: key %q has revision %d, newer than the store's %d; it was left untouched", n.db.Dir(), key, last, n.meta.Rev)
 		}
 		stores[n.router.Shard(key)].Restore(key, recs)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("actors: loading %w", err)
+		return nil, err
+	}
+	// Checked through: only now may anything in the dir change.
+	if err := n.db.Writable(); err != nil {
+		return nil, err
 	}
 	if n.meta.Compact > 0 {
 		for _, s := range stores {
@@ -272,12 +276,10 @@ func (n *Node) write(ctx context.Context, req any) (any, error) {
 func (n *Node) Compact(ctx context.Context, rev int64, physical bool) (int64, error) {
 	reply := make(chan sequencer.CompactResult, 1)
 	n.system.Root.Send(n.sequencer, &sequencer.Compact{Rev: rev, Reply: reply})
-	var res sequencer.CompactResult
-	select {
-	case res = <-reply:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
+	// NB: no giving up here even if ctx ends: once the sequencer has
+	// recorded the compaction, the shards must be told, or their history
+	// would outlive it until the next restart. The answer takes one sync.
+	res := <-reply
 	if res.Err != nil {
 		return res.Current, res.Err
 	}

@@ -21,7 +21,8 @@ type Config struct {
 	MaxTxnOps int
 	// MaxRequestBytes caps the size of one request (etcd's --max-request-bytes).
 	MaxRequestBytes int
-	// QuotaBackendBytes is the backend size that raises the NOSPACE alarm.
+	// QuotaBackendBytes is the data size that raises the NOSPACE alarm; as
+	// in etcd, 0 means the default (2 GiB) and a negative value no quota.
 	QuotaBackendBytes int64
 	// Shards is the number of shard actors; 0 picks one from the core count.
 	Shards int

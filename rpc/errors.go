@@ -20,7 +20,6 @@ var grpcErrors = []struct {
 	{shards.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
 	{shards.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
 	{shards.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
-	{shards.ErrStopped, rpctypes.ErrGRPCStopped},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCDeadlineExceeded},
 }

@@ -94,14 +94,15 @@ func (s *kvServer) RangeStream(r *pb.RangeRequest, stream grpc.ServerStreamingSe
 }
 
 func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	// etcd checks the quota before anything else about a request.
+	if s.node.NoSpace() {
+		return nil, rpctypes.ErrGRPCNoSpace
+	}
 	if err := checkPut(r); err != nil {
 		return nil, err
 	}
 	if err := s.tooLarge(r); err != nil {
 		return nil, err
-	}
-	if s.node.NoSpace() {
-		return nil, rpctypes.ErrGRPCNoSpace
 	}
 	resp, err := s.node.Put(ctx, r)
 	if err != nil {
@@ -127,6 +128,9 @@ func (s *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 }
 
 func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	if s.node.NoSpace() && hasPut(r) {
+		return nil, rpctypes.ErrGRPCNoSpace
+	}
 	if err := checkTxn(r, s.maxTxnOps); err != nil {
 		return nil, err
 	}
@@ -139,9 +143,6 @@ func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	if !shards.IsTxnReadOnly(r) {
 		if err := s.tooLarge(r); err != nil {
 			return nil, err
-		}
-		if s.node.NoSpace() && hasPut(r) {
-			return nil, rpctypes.ErrGRPCNoSpace
 		}
 	}
 	resp, err := s.node.Txn(ctx, r)

@@ -50,6 +50,13 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	quota := cfg.QuotaBackendBytes
+	switch {
+	case quota == 0: // etcd's meaning: the default
+		quota = DefaultQuotaBackendBytes
+	case quota < 0: // etcd's meaning: no quota
+		quota = 0
+	}
 	if len(cfg.ListenClientURLs) == 0 {
 		cfg.ListenClientURLs = []string{DefaultListenClientURL}
 	}
@@ -68,7 +75,7 @@ func Start(cfg Config) (*Server, error) {
 		DefaultShards: DefaultShards(),
 		DataDir:       cfg.DataDir,
 		InMemory:      cfg.InMemory,
-		QuotaBytes:    cfg.QuotaBackendBytes,
+		QuotaBytes:    quota,
 		MaxBatch:      cfg.MaxBatch,
 		Logger:        cfg.Logger,
 	})
@@ -105,8 +112,12 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.InMemory {
 		storage = "in memory (nothing is written to disk)"
 	}
-	cfg.Logger.Info(fmt.Sprintf("metastore %s (etcd API %s) serving %s with %d shards, %s",
-		Version, APIVersion, strings.Join(s.urls, ","), meta.Shards, storage))
+	advertise := s.urls
+	if len(cfg.AdvertiseClientURLs) > 0 {
+		advertise = cfg.AdvertiseClientURLs
+	}
+	cfg.Logger.Info(fmt.Sprintf("metastore %s (etcd API %s) member %q serving %s (advertised %s) with %d shards, %s",
+		Version, APIVersion, cfg.Name, strings.Join(s.urls, ","), strings.Join(advertise, ","), meta.Shards, storage))
 	return s, nil
 }
 

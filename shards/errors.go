@@ -15,8 +15,6 @@ var (
 	ErrLeaseNotFound = errors.New("shards: lease not found")
 	// ErrTooManyRequests: a shard's queue is full; the client should back off.
 	ErrTooManyRequests = errors.New("shards: too many requests")
-	// ErrStopped: the shard is shutting down.
-	ErrStopped = errors.New("shards: stopped")
 
 	// errNeedsRevision is internal: a request compares a create or mod
 	// revision of a key that an earlier request of the same batch wrote,

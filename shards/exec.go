@@ -27,7 +27,7 @@ type Env struct {
 // checkRev applies etcd's bounds to a read at rev (0: the current one).
 func (e *Env) checkRev(rev int64) error {
 	switch {
-	case rev == 0:
+	case rev <= 0: // etcd reads the current revision for any rev <= 0
 		return nil
 	case rev > e.Visible:
 		return ErrFutureRev
@@ -219,7 +219,7 @@ func runTxn(o *overlay, r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 			rr := tv.RequestRange
 			cur := o.headerRev()
 			rev := int64(Latest)
-			if rr.Revision != 0 {
+			if rr.Revision > 0 {
 				rev = rr.Revision
 			}
 			rresp := evalRange(o, rr, rev)

@@ -52,7 +52,7 @@ func (p *ReadPath) Range(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	}
 	cur, views, compacted := p.snapshot(single)
 	rev := cur
-	if r.Revision != 0 {
+	if r.Revision > 0 {
 		env := Env{Visible: cur, Compacted: compacted}
 		if err := env.checkRev(r.Revision); err != nil {
 			return nil, err

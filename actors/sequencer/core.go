@@ -42,6 +42,10 @@ type core struct {
 }
 
 func newCore(current, compacted int64) *core {
+	if compacted == 0 {
+		// Never compacted: like etcd, allow one compaction at revision 0.
+		compacted = -1
+	}
 	return &core{next: current + 1, visible: current, durable: current, compact: compacted}
 }
 

@@ -67,40 +67,92 @@ type Meta struct {
 // DB is an open data dir. Its methods may be called from any goroutine; the
 // sequencer's committer is the only one that writes revisions.
 type DB struct {
-	db *pebble.DB
+	db  *pebble.DB
+	dir string
+	// shards is a shard count to record once the dir is writable.
+	shards int
 }
 
 // Open opens dir, creating it if it does not exist, and returns its
 // metadata. shards is the shard count to record; 0 keeps the recorded one,
 // or takes defaultShards for a new dir.
+//
+// An existing dir is opened read-only: nothing in it changes until it has
+// been checked, its records included (Load), and Writable is called. A dir
+// this build cannot read is refused and left as it was.
 func Open(dir string, shards, defaultShards int) (*DB, Meta, error) {
 	fresh, err := isFresh(dir)
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	opts := &pebble.Options{ErrorIfNotExists: !fresh, Logger: quietLogger{}}
-	pdb, err := pebble.Open(dir, opts)
-	if err != nil {
-		if !fresh {
-			return nil, Meta{}, fmt.Errorf("%w: %s: %v", ErrNotMetaStore, dir, err)
+	if fresh {
+		if shards == 0 {
+			shards = defaultShards
 		}
-		return nil, Meta{}, fmt.Errorf("storage: open %s: %w", dir, err)
+		pdb, err := openPebble(dir, false)
+		if err != nil {
+			return nil, Meta{}, fmt.Errorf("storage: create %s: %w", dir, err)
+		}
+		d := &DB{db: pdb, dir: dir}
+		meta, err := d.create(shards)
+		if err != nil {
+			pdb.Close()
+			return nil, Meta{}, fmt.Errorf("storage: create %s: %w", dir, err)
+		}
+		return d, meta, nil
 	}
-	d := &DB{db: pdb}
-	if fresh && shards == 0 {
-		shards = defaultShards
+	pdb, err := openPebble(dir, true)
+	if err != nil {
+		return nil, Meta{}, fmt.Errorf("storage: %s: cannot be opened (corrupt, or not a MetaStore data dir); it was left untouched: %w", dir, err)
 	}
-	meta, err := d.init(fresh, shards)
+	d := &DB{db: pdb, dir: dir}
+	meta, err := d.readMeta()
 	if err != nil {
 		pdb.Close()
-		return nil, Meta{}, fmt.Errorf("storage: %s: %w", dir, err)
+		return nil, Meta{}, fmt.Errorf("storage: %s: %w; it was left untouched", dir, err)
+	}
+	if shards > 0 && shards != meta.Shards {
+		// Records are not stored by shard, so the count may change freely.
+		d.shards, meta.Shards = shards, shards
 	}
 	return d, meta, nil
 }
 
+// openPebble opens dir with pebble. Corruption is reported as an error
+// from the read that meets it rather than by pebble's default, which would
+// end the process before the server can say which dir is at fault.
+func openPebble(dir string, readOnly bool) (*pebble.DB, error) {
+	return pebble.Open(dir, &pebble.Options{
+		ErrorIfNotExists: readOnly,
+		ReadOnly:         readOnly,
+		Logger:           quietLogger{},
+		EventListener:    &pebble.EventListener{DataCorruption: func(pebble.DataCorruptionInfo) {}},
+	})
+}
+
+// Writable reopens a dir that Open found existing, for writing, once it has
+// been checked; it records a changed shard count. It does nothing for a new
+// dir.
+func (d *DB) Writable() error {
+	if err := d.db.Close(); err != nil {
+		return err
+	}
+	pdb, err := openPebble(d.dir, false)
+	if err != nil {
+		return fmt.Errorf("storage: %s: reopen for writing: %w", d.dir, err)
+	}
+	d.db = pdb
+	if d.shards > 0 {
+		if err := d.db.Set(keyShards, binary.AppendUvarint(nil, uint64(d.shards)), pebble.Sync); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // isFresh reports whether dir is absent or empty. A dir with anything else
 // than a pebble database in it is refused before pebble opens it, since
-// opening would leave pebble's files behind in someone else's dir.
+// pebble leaves a lock file behind even when it fails to open.
 func isFresh(dir string) (bool, error) {
 	entries, err := os.ReadDir(dir)
 	switch {
@@ -112,41 +164,44 @@ func isFresh(dir string) (bool, error) {
 		return true, nil
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "MANIFEST-") {
+		if strings.HasPrefix(e.Name(), "marker.format-version.") {
 			return false, nil
 		}
 	}
 	return false, fmt.Errorf("%w: %s holds files but no database; it was left untouched", ErrNotMetaStore, dir)
 }
 
-func (d *DB) init(fresh bool, shards int) (Meta, error) {
-	if fresh {
-		if shards < 1 {
-			return Meta{}, errors.New("a new data dir needs a shard count")
-		}
-		m := Meta{ClusterID: NewID(), MemberID: NewID(), Shards: shards, Rev: 1}
-		b := d.db.NewBatch()
-		ids := make([]byte, 16)
-		binary.BigEndian.PutUint64(ids, m.ClusterID)
-		binary.BigEndian.PutUint64(ids[8:], m.MemberID)
-		_ = b.Set(keyIDs, ids, nil)
-		_ = b.Set(keyShards, binary.AppendUvarint(nil, uint64(shards)), nil)
-		_ = b.Set(keyRev, be64(1), nil)
-		_ = b.Set(keyCompact, be64(0), nil)
-		// The format marker goes last in the same batch: a dir with it is
-		// complete.
-		_ = b.Set(keyFormat, []byte(Format), nil)
-		return m, b.Commit(pebble.Sync)
+// create writes the metadata of a new dir.
+func (d *DB) create(shards int) (Meta, error) {
+	if shards < 1 {
+		return Meta{}, errors.New("a new data dir needs a shard count")
 	}
+	m := Meta{ClusterID: NewID(), MemberID: NewID(), Shards: shards, Rev: 1}
+	b := d.db.NewBatch()
+	ids := make([]byte, 16)
+	binary.BigEndian.PutUint64(ids, m.ClusterID)
+	binary.BigEndian.PutUint64(ids[8:], m.MemberID)
+	_ = b.Set(keyIDs, ids, nil)
+	_ = b.Set(keyShards, binary.AppendUvarint(nil, uint64(shards)), nil)
+	_ = b.Set(keyRev, be64(1), nil)
+	_ = b.Set(keyCompact, be64(0), nil)
+	// The format marker goes last in the same batch: a dir with it is
+	// complete.
+	_ = b.Set(keyFormat, []byte(Format), nil)
+	return m, b.Commit(pebble.Sync)
+}
+
+// readMeta reads and checks the metadata of an existing dir.
+func (d *DB) readMeta() (Meta, error) {
 	format, err := d.get(keyFormat)
 	if err != nil {
 		return Meta{}, err
 	}
 	switch {
 	case format == nil:
-		return Meta{}, fmt.Errorf("%w: no format marker", ErrNotMetaStore)
+		return Meta{}, errors.New("not a MetaStore data dir: no format marker")
 	case string(format) != Format:
-		return Meta{}, fmt.Errorf("data dir format %q is not %q, the one this metastore reads; it was left untouched", format, Format)
+		return Meta{}, fmt.Errorf("data dir format %q is not %q, the one this metastore reads", format, Format)
 	}
 	var m Meta
 	ids, err := d.get(keyIDs)
@@ -171,13 +226,6 @@ func (d *DB) init(fresh bool, shards int) (Meta, error) {
 		return Meta{}, err
 	}
 	m.NoSpace = alarm != nil
-	if shards > 0 && shards != m.Shards {
-		// Records are not stored by shard, so the count may change freely.
-		if err := d.db.Set(keyShards, binary.AppendUvarint(nil, uint64(shards)), pebble.Sync); err != nil {
-			return Meta{}, err
-		}
-		m.Shards = shards
-	}
 	return m, nil
 }
 
@@ -199,7 +247,7 @@ func (d *DB) getInt(key []byte) (int64, error) {
 		return 0, err
 	}
 	if len(v) != 8 {
-		return 0, fmt.Errorf("corrupt %s", key)
+		return 0, fmt.Errorf("corrupt %s (%d bytes)", key, len(v))
 	}
 	return int64(binary.BigEndian.Uint64(v)), nil
 }
@@ -224,7 +272,7 @@ func (d *DB) Load(fn func(key string, recs []Record) error) error {
 	for it.First(); it.Valid(); it.Next() {
 		key, rev, err := decodeRecordKey(it.Key())
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", d.dir, err)
 		}
 		val, err := it.ValueAndErr()
 		if err != nil {
@@ -232,7 +280,7 @@ func (d *DB) Load(fn func(key string, recs []Record) error) error {
 		}
 		rec, err := decodeRecord(rev, val)
 		if err != nil {
-			return fmt.Errorf("storage: key %q revision %d: %w", key, rev, err)
+			return fmt.Errorf("storage: %s: key %q revision %d: %w", d.dir, key, rev, err)
 		}
 		if have && key != cur {
 			if err := fn(cur, recs); err != nil {
@@ -315,6 +363,9 @@ func (d *DB) SetNoSpace(on bool) error {
 	}
 	return d.db.Delete(keyAlarm, pebble.Sync)
 }
+
+// Dir is the data dir's path.
+func (d *DB) Dir() string { return d.dir }
 
 // Size is the disk space the database uses, in bytes.
 func (d *DB) Size() int64 { return int64(d.db.Metrics().DiskSpaceUsage()) }
