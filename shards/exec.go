@@ -24,10 +24,13 @@ type Env struct {
 	LeaseExists func(id int64) bool
 }
 
-// checkRev applies etcd's bounds to a read at rev (0: the current one).
+// checkRev applies etcd's bounds to a read at rev, as etcd checks a range
+// inside a Txn: 0 is the current revision; a negative one passes only if it
+// is not below the compact revision (-1 until the first compaction), and
+// then reads the current revision too.
 func (e *Env) checkRev(rev int64) error {
 	switch {
-	case rev <= 0: // etcd reads the current revision for any rev <= 0
+	case rev == 0:
 		return nil
 	case rev > e.Visible:
 		return ErrFutureRev

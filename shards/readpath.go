@@ -52,6 +52,8 @@ func (p *ReadPath) Range(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	}
 	cur, views, compacted := p.snapshot(single)
 	rev := cur
+	// A plain Range reads the current revision for any revision <= 0,
+	// without the compact check a range inside a Txn gets.
 	if r.Revision > 0 {
 		env := Env{Visible: cur, Compacted: compacted}
 		if err := env.checkRev(r.Revision); err != nil {

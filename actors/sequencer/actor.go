@@ -74,10 +74,11 @@ type sequencer struct {
 // Props returns the props of the sequencer actor.
 func Props(cfg Config) *actor.Props {
 	cfg.Revisions.visible.Store(cfg.Current)
-	cfg.Revisions.compacted.Store(cfg.Compacted)
+	c := newCore(cfg.Current, cfg.Compacted)
+	cfg.Revisions.compacted.Store(c.compact)
 	cfg.Revisions.noSpace.Store(cfg.NoSpace)
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &sequencer{cfg: cfg, core: newCore(cfg.Current, cfg.Compacted)}
+		return &sequencer{cfg: cfg, core: c}
 	})
 }
 

@@ -13,7 +13,7 @@ import (
 // readers. Its single writer is the sequencer actor; everyone else loads.
 type Revisions struct {
 	visible   atomic.Int64
-	compacted atomic.Int64
+	compacted atomic.Int64 // -1 until the first compaction, as in etcd
 	noSpace   atomic.Bool
 }
 
