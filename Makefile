@@ -96,3 +96,16 @@ lint:
 clean:
 	rm -rf $(BIN)
 	rm -f *.test cpu.out mem.out cpu.prof mem.prof *.pprof
+
+## bench-compare: MetaStore (durable, in-memory) against etcd and a
+## no-storage ceiling server with bin/benchmark; writes bench/results/*.json
+## and docs/benchmarks.md. Run it on a quiet machine. HARNESS_ARGS adds flags.
+HARNESS_ARGS ?=
+.PHONY: bench-compare bench-compare-quick
+bench-compare: build tools
+	$(GO) run ./bench/harness --bin $(BIN) $(HARNESS_ARGS)
+
+## bench-compare-quick: the same with small totals and 100,000 restart keys
+## (a smoke run, under 3 minutes).
+bench-compare-quick: build tools
+	$(GO) run ./bench/harness --bin $(BIN) --quick $(HARNESS_ARGS)

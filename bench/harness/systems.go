@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// system is one server under test. Every cell of the comparison starts a
+// fresh process with a fresh data directory, so no workload sees the keys
+// or the heap of an earlier one and VmHWM is the peak of that cell alone.
+type system struct {
+	// name identifies the system in flags, JSON and tables.
+	name string
+	// label is the human-readable name used in docs/benchmarks.md.
+	label string
+	// diesBySIGTERM: the server re-raises SIGTERM after a clean shutdown
+	// (etcd's osutil.HandleInterrupts does), so "killed by SIGTERM" is its
+	// normal exit status.
+	diesBySIGTERM bool
+	// durable says whether the system writes (and fsyncs) a data directory;
+	// only durable systems take part in the restart measurement.
+	durable bool
+	// command builds the server's command line for a client port, a spare
+	// port (etcd's peer port) and a data directory.
+	command func(o *options, clientPort, peerPort int, dataDir string) (string, []string)
+}
+
+// systemNames is the default order; workloads run the systems in this order
+// each time (A,B,C,D,A,B,...) so slow drift of the machine hits all alike.
+var systemNames = []string{"metastore", "metastore-mem", "etcd", "ceiling"}
+
+func systems() map[string]system {
+	return map[string]system{
+		"metastore": {
+			name: "metastore", label: "MetaStore (durable)", durable: true,
+			command: func(o *options, port, _ int, dir string) (string, []string) {
+				return metastoreArgs(o, port, dir, false)
+			},
+		},
+		"metastore-mem": {
+			name: "metastore-mem", label: "MetaStore (--in-memory)",
+			command: func(o *options, port, _ int, dir string) (string, []string) {
+				return metastoreArgs(o, port, dir, true)
+			},
+		},
+		"etcd": {
+			name: "etcd", label: "etcd v3.7 (durable)", durable: true, diesBySIGTERM: true,
+			command: func(o *options, port, peer int, dir string) (string, []string) {
+				client := fmt.Sprintf("http://127.0.0.1:%d", port)
+				peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+				return filepath.Join(o.binDir, "etcd"), []string{
+					"--data-dir", dir,
+					"--listen-client-urls", client,
+					"--advertise-client-urls", client,
+					"--listen-peer-urls", peerURL,
+					"--initial-advertise-peer-urls", peerURL,
+					"--initial-cluster", "default=" + peerURL,
+					"--log-level", "error",
+				}
+			},
+		},
+		"ceiling": {
+			name: "ceiling", label: "ceiling (no storage)",
+			command: func(o *options, port, _ int, _ string) (string, []string) {
+				// The harness re-executes itself: the ceiling must be its own
+				// process so its CPU and RSS are measured like the others'.
+				self, err := os.Executable()
+				if err != nil {
+					self = os.Args[0]
+				}
+				return self, []string{ceilingSubcommand, "--listen", fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("--val-size=%d", o.valSize)}
+			},
+		},
+	}
+}
+
+func metastoreArgs(o *options, port int, dir string, inMemory bool) (string, []string) {
+	args := []string{"--data-dir", dir, "--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", port)}
+	if inMemory {
+		args = append(args, "--in-memory")
+	}
+	if o.shards > 0 {
+		args = append(args, "--shards", strconv.Itoa(o.shards))
+	}
+	return filepath.Join(o.binDir, "metastore"), args
+}
+
+// server is one running server process.
+type server struct {
+	sys     system
+	cmd     *exec.Cmd
+	port    int
+	peer    int
+	dataDir string
+	logPath string
+	log     *os.File
+	exited  chan struct{} // closed when the process has exited
+	waitErr error         // set before exited is closed
+	// logAtStop is the log's size when SIGTERM was sent: what follows is
+	// shutdown chatter, not trouble under load. -1 until stop.
+	logAtStop int64
+}
+
+// endpoint is the host:port bin/benchmark and the probes dial.
+func (s *server) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// alive reports whether the process is still running.
+func (s *server) alive() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// startServer starts sys on the given ports (0 picks free ones) with its
+// data in dataDir and waits until it answers a Get. It returns the time from
+// exec to the first answered Get, which is the restart time when dataDir
+// already holds data.
+func startServer(o *options, sys system, port, peer int, dataDir, logPath string) (*server, time.Duration, error) {
+	var err error
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, 0, err
+		}
+	}
+	if peer == 0 {
+		if peer, err = freePort(); err != nil {
+			return nil, 0, err
+		}
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, 0, err
+	}
+	bin, args := sys.command(o, port, peer, dataDir)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group: a ^C to the harness must not reach the server
+	// before the harness has stopped it in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	s := &server{sys: sys, cmd: cmd, port: port, peer: peer, dataDir: dataDir, logPath: logPath, log: logf, exited: make(chan struct{}), logAtStop: -1}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, 0, fmt.Errorf("start %s: %w", sys.name, err)
+	}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+	if err := waitReady(s, o.startTimeout); err != nil {
+		s.kill()
+		return nil, 0, fmt.Errorf("%s did not become ready: %w (log: %s)", sys.name, err, tail(logPath, 5))
+	}
+	return s, time.Since(start), nil
+}
+
+// waitReady polls until the server answers a Range. TCP connects are polled
+// first and every gRPC attempt uses a new connection: a reused connection
+// would sit in gRPC's reconnect backoff (1s and growing) and inflate the
+// measured restart time.
+func waitReady(s *server, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if !s.alive() {
+			return fmt.Errorf("process exited: %v", s.waitErr)
+		}
+		c, err := net.DialTimeout("tcp", s.endpoint(), 100*time.Millisecond)
+		if err != nil {
+			last = err
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
+		c.Close()
+		if last = probeGet(s.endpoint(), 2*time.Second); last == nil {
+			return nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Errorf("timed out after %v: %v", timeout, last)
+}
+
+// probeGet sends one linearizable Get on a fresh connection.
+func probeGet(endpoint string, timeout time.Duration) error {
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err = pb.NewKVClient(conn).Range(ctx, &pb.RangeRequest{Key: []byte("health")})
+	return err
+}
+
+// stop asks the server to shut down cleanly (SIGTERM, which MetaStore,
+// etcd and the ceiling all handle) and waits; it kills it after timeout.
+// The returned duration is how long the clean shutdown took.
+func (s *server) stop(timeout time.Duration) (time.Duration, error) {
+	defer s.log.Close()
+	if !s.alive() {
+		return 0, fmt.Errorf("%s had already exited: %v (log: %s)", s.sys.name, s.waitErr, tail(s.logPath, 5))
+	}
+	if info, err := os.Stat(s.logPath); err == nil {
+		s.logAtStop = info.Size()
+	}
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, err
+	}
+	select {
+	case <-s.exited:
+		took := time.Since(start)
+		if s.waitErr != nil && !(s.sys.diesBySIGTERM && killedBy(s.waitErr, syscall.SIGTERM)) {
+			return took, fmt.Errorf("%s exited with %v after SIGTERM (log: %s)", s.sys.name, s.waitErr, tail(s.logPath, 5))
+		}
+		return took, nil
+	case <-time.After(timeout):
+		s.kill()
+		return timeout, fmt.Errorf("%s did not stop within %v of SIGTERM; killed", s.sys.name, timeout)
+	}
+}
+
+// killedBy reports whether a Wait error says the process died of sig.
+func killedBy(err error, sig syscall.Signal) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
+
+func (s *server) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	s.log.Close()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tail returns the last n lines of a file, joined with " | ", for error
+// messages.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// logProblems returns the lines of a server log that report errors or
+// warnings, so trouble under load shows in the results even when every
+// client request succeeded.
+// Only bytes [from, upTo) are read (to the end when upTo < 0).
+func logProblems(path string, from, upTo int64, max int) (count int, samples []string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, nil
+	}
+	if upTo >= 0 && upTo < int64(len(b)) {
+		b = b[:upTo]
+	}
+	if from > 0 && from <= int64(len(b)) {
+		b = b[from:]
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		l := strings.ToLower(line)
+		if strings.Contains(l, "level=error") || strings.Contains(l, "level=warn") ||
+			strings.Contains(l, `"level":"error"`) || strings.Contains(l, `"level":"warn"`) ||
+			strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") {
+			count++
+			if len(samples) < max {
+				samples = append(samples, truncate(line, 300))
+			}
+		}
+	}
+	return count, samples
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

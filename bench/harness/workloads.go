@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// workload is one bin/benchmark invocation.
+type workload struct {
+	name string
+	// what the table says about it
+	desc string
+	// full and quick are the request totals of the two modes.
+	full, quick int
+	// clients and conns of bin/benchmark.
+	clients, conns int
+	// args are the sub-command and its flags, without --total.
+	args func(o *options) []string
+	// prefill runs against the fresh server before the workload.
+	prefill func(ctx context.Context, c *clientv3.Client, o *options) error
+}
+
+// rangeKey is the key the range workloads read.
+const rangeKey = "range-key"
+
+// workloadNames is the default order of the workloads.
+var workloadNames = []string{
+	"put-1", "put-16", "put-100", "put-1000",
+	"range-l", "range-s", "txn-put", "txn-mixed", "stm",
+}
+
+func workloads() map[string]workload {
+	put := func(clients, conns, full, quick int) workload {
+		return workload{
+			name: fmt.Sprintf("put-%d", clients), full: full, quick: quick, clients: clients, conns: conns,
+			desc: "put to random keys of the key space",
+			args: func(o *options) []string {
+				return []string{"put", "--key-size=8", valSizeFlag(o), fmt.Sprintf("--key-space-size=%d", o.keySpace)}
+			},
+		}
+	}
+	prefillRangeKey := func(ctx context.Context, c *clientv3.Client, o *options) error {
+		_, err := c.Put(ctx, rangeKey, strings.Repeat("v", o.valSize))
+		return err
+	}
+	ranged := func(consistency string, label string) workload {
+		return workload{
+			name: "range-" + consistency, full: 200000, quick: 10000, clients: 100, conns: 100,
+			desc:    "get of one existing key, " + label,
+			args:    func(*options) []string { return []string{"range", rangeKey, "--consistency=" + consistency} },
+			prefill: prefillRangeKey,
+		}
+	}
+	all := []workload{
+		put(1, 1, 20000, 1000),
+		put(16, 16, 100000, 5000),
+		put(100, 100, 200000, 10000),
+		put(1000, 100, 200000, 10000),
+		ranged("l", "linearizable"),
+		ranged("s", "serializable"),
+		{
+			name: "txn-put", full: 100000, quick: 5000, clients: 100, conns: 100,
+			desc: "txn holding one put, keys in turn over the key space",
+			args: func(o *options) []string {
+				return []string{"txn-put", "--txn-ops=1", "--key-size=8", valSizeFlag(o), fmt.Sprintf("--key-space-size=%d", o.keySpace)}
+			},
+		},
+		{
+			name: "txn-mixed", full: 100000, quick: 5000, clients: 100, conns: 100,
+			desc: "txn holding one put or one limited read of all keys (1:1), linearizable",
+			args: func(o *options) []string {
+				return []string{"txn-mixed", "--consistency=l", "--rw-ratio=1", "--key-size=8", valSizeFlag(o),
+					fmt.Sprintf("--key-space-size=%d", o.mixedKeySpace), fmt.Sprintf("--limit=%d", o.mixedLimit)}
+			},
+		},
+		{
+			name: "stm", full: 50000, quick: 2000, clients: 100, conns: 100,
+			desc: "STM (clientv3 concurrency), repeatable reads, 2 of 1000 keys per txn, one of them written",
+			args: func(o *options) []string {
+				return []string{"stm", "--isolation=r", "--keys=1000", "--keys-per-txn=2", "--txn-wr-percent=50", valSizeFlag(o)}
+			},
+		},
+	}
+	m := make(map[string]workload, len(all))
+	for _, w := range all {
+		m[w.name] = w
+	}
+	return m
+}
+
+func valSizeFlag(o *options) string { return fmt.Sprintf("--val-size=%d", o.valSize) }
+
+func (w workload) total(o *options) int {
+	t := w.full
+	if o.quick {
+		t = w.quick
+	}
+	return max(1, int(float64(t)*o.scale))
+}
+
+// benchArgs is the complete bin/benchmark command line for a workload.
+func benchArgs(o *options, endpoint string, clients, conns, total int, sub []string) []string {
+	args := []string{
+		"--endpoints=" + endpoint,
+		fmt.Sprintf("--clients=%d", clients),
+		fmt.Sprintf("--conns=%d", conns),
+		"--precise", // full float precision: 4 decimals of seconds hide sub-ms latencies
+	}
+	args = append(args, sub...)
+	return append(args, fmt.Sprintf("--total=%d", total))
+}
+
+// cellResult is one system × workload × round.
+type cellResult struct {
+	System   string       `json:"system"`
+	Workload string       `json:"workload"`
+	Round    int          `json:"round"`
+	Clients  int          `json:"clients"`
+	Conns    int          `json:"conns"`
+	Total    int          `json:"total"`
+	Command  string       `json:"benchmark_command"`
+	Parts    []partResult `json:"parts"`
+	// Requests and RPS are over all parts (txn-mixed's reads and writes).
+	Requests int     `json:"requests"`
+	RPS      float64 `json:"requests_per_second"`
+	Errors   int     `json:"errors"`
+	// ServerCPUSeconds is utime+stime of the server process during the
+	// workload; CPUPer1k divides it by the successful requests / 1000.
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	CPUPer1k         float64 `json:"server_cpu_seconds_per_1k_requests"`
+	PeakRSSBytes     int64   `json:"server_peak_rss_bytes"`
+	WallSeconds      float64 `json:"wall_seconds"`
+	// ServerLogProblems counts error/warning lines in the server's log.
+	ServerLogProblems int      `json:"server_log_problems"`
+	ServerLogSamples  []string `json:"server_log_samples,omitempty"`
+	Failure           string   `json:"failure,omitempty"`
+}
+
+// runCell starts sys fresh, prefills, runs one workload, samples the
+// server's /proc before and after, and stops it.
+func runCell(ctx context.Context, o *options, sys system, w workload, round int) (res cellResult) {
+	// res is a named result: the deferred stop below records its error and
+	// the log's problems in it after the body has returned.
+	res = cellResult{System: sys.name, Workload: w.name, Round: round, Clients: w.clients, Conns: w.conns, Total: w.total(o)}
+	dir, logPath, err := cellDirs(o, fmt.Sprintf("%s-%s-r%d", sys.name, w.name, round))
+	if err != nil {
+		res.Failure = err.Error()
+		return res
+	}
+	defer cleanupDir(o, dir)
+	srv, _, err := startServer(o, sys, 0, 0, dir, logPath)
+	if err != nil {
+		res.Failure = err.Error()
+		return res
+	}
+	fail := func(err error) {
+		if res.Failure == "" && err != nil {
+			res.Failure = err.Error()
+		}
+	}
+	defer func() {
+		_, err := srv.stop(o.stopTimeout)
+		fail(err)
+		res.ServerLogProblems, res.ServerLogSamples = logProblems(logPath, 0, srv.logAtStop, 5)
+	}()
+
+	if w.prefill != nil {
+		if err := withClient(ctx, srv.endpoint(), func(ctx context.Context, c *clientv3.Client) error { return w.prefill(ctx, c, o) }); err != nil {
+			fail(fmt.Errorf("prefill: %w", err))
+			return res
+		}
+	}
+	args := benchArgs(o, srv.endpoint(), w.clients, w.conns, res.Total, w.args(o))
+	res.Command = "bin/benchmark " + strings.Join(args, " ")
+	before, err := sampleProc(srv.pid())
+	if err != nil {
+		fail(err)
+		return res
+	}
+	bctx, cancel := context.WithTimeout(ctx, o.benchTimeout)
+	defer cancel()
+	// bin/benchmark retries a dead endpoint forever; stop it at once if the
+	// server exits under load.
+	go func() {
+		select {
+		case <-srv.exited:
+			cancel()
+		case <-bctx.Done():
+		}
+	}()
+	start := time.Now()
+	out, benchErr := runBenchmark(bctx, o, args)
+	res.WallSeconds = time.Since(start).Seconds()
+	if !srv.alive() {
+		fail(fmt.Errorf("server exited during the workload: %v (log: %s)", srv.waitErr, tail(logPath, 5)))
+	}
+	// The raw report stays beside the server log (kept with --keep-data).
+	_ = os.WriteFile(dir+".bench.txt", []byte(res.Command+"\n"+out.Stdout), 0o644)
+	fail(benchErr)
+	res.Parts = out.Parts
+	for _, p := range out.Parts {
+		res.Requests += p.Requests
+		res.RPS += p.RPS
+		res.Errors += p.Errors
+	}
+	after, err := sampleProc(srv.pid())
+	if err != nil {
+		fail(fmt.Errorf("server gone after the workload: %w (log: %s)", err, tail(logPath, 5)))
+		return res
+	}
+	res.ServerCPUSeconds = after.cpuSeconds - before.cpuSeconds
+	if res.Requests > 0 {
+		res.CPUPer1k = res.ServerCPUSeconds / float64(res.Requests) * 1000
+	}
+	res.PeakRSSBytes = after.hwmBytes
+	return res
+}
+
+// withClient runs f with an etcd client of the endpoint.
+func withClient(ctx context.Context, endpoint string, f func(context.Context, *clientv3.Client) error) error {
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return f(cctx, c)
+}
+
+// median returns the cell whose RPS is the median of cells (the lower
+// middle one for an even count), so a reported row is one real run rather
+// than a mix of runs.
+func median(cells []cellResult) cellResult {
+	sorted := append([]cellResult(nil), cells...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].RPS < sorted[j].RPS })
+	return sorted[(len(sorted)-1)/2]
+}
