@@ -73,9 +73,6 @@ type Views struct {
 	views  []*View
 }
 
-// NewViews groups one view per shard, in shard order.
-func NewViews(r Router, views []*View) *Views { return &Views{router: r, views: views} }
-
 func (vs *Views) get(key string, rev int64) (entry, bool) {
 	return vs.views[vs.router.Shard(key)].get(key, rev)
 }

@@ -25,24 +25,8 @@ func (s Span) bounds() (start, end string) {
 	}
 }
 
-// Contains reports whether key is in the span.
-func (s Span) Contains(key string) bool {
-	start, end := s.bounds()
-	return key >= start && (end == "" || key < end)
-}
-
 // Empty reports whether the span can hold no key at all (end <= key).
 func (s Span) Empty() bool {
 	start, end := s.bounds()
 	return end != "" && end <= start
-}
-
-// Overlaps reports whether two spans share a key.
-func (s Span) Overlaps(o Span) bool {
-	if s.Empty() || o.Empty() {
-		return false
-	}
-	s0, s1 := s.bounds()
-	o0, o1 := o.bounds()
-	return (s1 == "" || o0 < s1) && (o1 == "" || s0 < o1)
 }

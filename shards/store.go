@@ -235,6 +235,3 @@ func (s *Store) Restore(key string, recs []storage.Record) {
 	}
 	s.tree.Set(h)
 }
-
-// Len returns the number of keys with any history left.
-func (s *Store) Len() int { return s.tree.Len() }
