@@ -45,6 +45,17 @@ func (r Router) Owner(req any) int {
 		}
 		return owner >= 0
 	}
+	visitRequest(req, visit)
+	if owner == -2 {
+		// A Txn that names no key at all touches no shard; any one will do.
+		return 0
+	}
+	return owner
+}
+
+// visitRequest calls visit for every key span a write request names, until
+// visit returns false.
+func visitRequest(req any, visit func(key, end []byte) bool) {
 	switch q := req.(type) {
 	case *pb.PutRequest:
 		visit(q.Key, nil)
@@ -53,11 +64,6 @@ func (r Router) Owner(req any) int {
 	case *pb.TxnRequest:
 		visitTxn(q, visit)
 	}
-	if owner == -2 {
-		// A Txn that names no key at all touches no shard; any one will do.
-		return 0
-	}
-	return owner
 }
 
 // visitTxn calls visit for every key span a Txn names, nested ones included,
@@ -102,14 +108,7 @@ func (r Router) Involved(req any) []int {
 		seen[r.Shard(string(key))] = true
 		return true
 	}
-	switch q := req.(type) {
-	case *pb.PutRequest:
-		visit(q.Key, nil)
-	case *pb.DeleteRangeRequest:
-		visit(q.Key, q.RangeEnd)
-	case *pb.TxnRequest:
-		visitTxn(q, visit)
-	}
+	visitRequest(req, visit)
 	var out []int
 	for i, s := range seen {
 		if s || all {
