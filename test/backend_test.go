@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -44,9 +45,20 @@ const opTimeout = 20 * time.Second
 type serverOptions struct {
 	maxTxnOps       int
 	maxRequestBytes int
+	// logErrors sends MetaStore's error log lines to stderr; by default it
+	// logs nothing. etcd logs nothing either way.
+	logErrors bool
 }
 
 type serverOption func(*serverOptions)
+
+func newServerOptions(opts []serverOption) serverOptions {
+	o := serverOptions{maxTxnOps: rpc.DefaultMaxTxnOps, maxRequestBytes: rpc.DefaultMaxRequestBytes}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
 
 func withMaxTxnOps(n int) serverOption {
 	return func(o *serverOptions) { o.maxTxnOps = n }
@@ -54,6 +66,13 @@ func withMaxTxnOps(n int) serverOption {
 
 func withMaxRequestBytes(n int) serverOption {
 	return func(o *serverOptions) { o.maxRequestBytes = n }
+}
+
+// withErrorLog makes MetaStore log its errors (only) to stderr, for tests
+// whose failures they may explain; routine logging would bury the test
+// output. Not t.Log: server goroutines may still log after the test ends.
+func withErrorLog() serverOption {
+	return func(o *serverOptions) { o.logErrors = true }
 }
 
 // Target is one running server under test and the ways to talk to it.
@@ -105,10 +124,7 @@ func onlyBackend(t *testing.T, name string, fn func(t *testing.T, tg *Target), o
 
 func runBackends(t *testing.T, names []string, fn func(t *testing.T, tg *Target), opts []serverOption) {
 	t.Helper()
-	o := serverOptions{maxTxnOps: rpc.DefaultMaxTxnOps, maxRequestBytes: rpc.DefaultMaxRequestBytes}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := newServerOptions(opts)
 	for _, b := range backends {
 		if !slices.Contains(names, b.name) {
 			continue
@@ -119,14 +135,20 @@ func runBackends(t *testing.T, names []string, fn func(t *testing.T, tg *Target)
 	}
 }
 
+// selectedBackends reads backendsEnv: backend names separated by commas
+// (or spaces or "|"), in order. Unset means every backend. A name listed
+// twice stays twice: forEachBackend runs each backend once regardless,
+// while the etcdctl and linearizability tests run it twice (subtests "etcd"
+// and "etcd#01"); for etcdctl that checks the cross-backend comparison
+// itself, as two etcds must always agree.
 func selectedBackends(t testing.TB) []string {
+	t.Helper()
 	env := strings.TrimSpace(os.Getenv(backendsEnv))
 	if env == "" {
 		return []string{"metastore", "etcd"}
 	}
 	var names []string
-	for n := range strings.SplitSeq(env, ",") {
-		n = strings.TrimSpace(n)
+	for _, n := range strings.FieldsFunc(env, func(r rune) bool { return r == ',' || r == '|' || unicode.IsSpace(r) }) {
 		if !slices.ContainsFunc(backends, func(b backend) bool { return b.name == n }) {
 			t.Fatalf("%s: unknown backend %q (want metastore or etcd)", backendsEnv, n)
 		}
@@ -135,7 +157,22 @@ func selectedBackends(t testing.TB) []string {
 	return names
 }
 
+// startBackend starts the named backend for t alone and returns its
+// host:port; the server stops when t ends.
+func startBackend(t testing.TB, name string, opts ...serverOption) string {
+	t.Helper()
+	for _, b := range backends {
+		if b.name == name {
+			return b.start(t, newServerOptions(opts))
+		}
+	}
+	t.Fatalf("unknown backend %q", name)
+	return ""
+}
+
+// startMetaStore starts an in-memory MetaStore in-process.
 func startMetaStore(t testing.TB, o serverOptions) string {
+	t.Helper()
 	cfg := rpc.DefaultConfig()
 	cfg.ListenClientURLs = []string{"http://127.0.0.1:0"}
 	cfg.InMemory = true
@@ -146,6 +183,9 @@ func startMetaStore(t testing.TB, o serverOptions) string {
 	cfg.MaxTxnOps = o.maxTxnOps
 	cfg.MaxRequestBytes = o.maxRequestBytes
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.logErrors {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	}
 	srv, err := rpc.Start(cfg)
 	if err != nil {
 		t.Fatalf("start metastore: %v", err)
@@ -162,11 +202,15 @@ func startMetaStore(t testing.TB, o serverOptions) string {
 	return strings.TrimPrefix(urls[0], "http://")
 }
 
+// startEtcd starts a single-member etcd v3.7 in-process: the oracle the
+// MetaStore behaviour is held to.
 func startEtcd(t testing.TB, o serverOptions) string {
+	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = t.TempDir()
-	// Port 0 works for both listeners: a single-member cluster never dials
-	// its own peer URL, and the bound client address is read back below.
+	// Port 0 works for both listeners, with no pick-then-bind race: a
+	// single-member cluster never dials its own peer URL, and the bound
+	// client address is read back below.
 	local, err := url.Parse("http://127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +220,8 @@ func startEtcd(t testing.TB, o serverOptions) string {
 	cfg.ListenPeerUrls = []url.URL{*local}
 	cfg.AdvertisePeerUrls = []url.URL{*local}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	// A short election timeout lets the lone member elect itself quickly.
+	// A short election timeout lets the lone member elect itself in a
+	// fraction of a second, so startup does not eat into a test's time.
 	cfg.TickMs = 10
 	cfg.ElectionMs = 100
 	// The data dir is thrown away, so durability buys nothing but slowness.
@@ -199,7 +244,23 @@ func startEtcd(t testing.TB, o serverOptions) string {
 	return e.Clients[0].Addr().String()
 }
 
+// connect makes the clients of a Target for the server at endpoint
+// (host:port). The test's cleanup closes them.
 func connect(t testing.TB, name, endpoint string) *Target {
+	t.Helper()
+	cli := newClient(t, endpoint)
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("grpc client for %s: %v", endpoint, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &Target{Name: name, Endpoint: endpoint, Client: cli, Conn: conn, KV: pb.NewKVClient(conn)}
+}
+
+// newClient makes a clientv3 client for endpoint; the test's cleanup closes
+// it.
+func newClient(t testing.TB, endpoint string) *clientv3.Client {
+	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{endpoint},
 		DialTimeout: 5 * time.Second,
@@ -209,12 +270,7 @@ func connect(t testing.TB, name, endpoint string) *Target {
 		t.Fatalf("clientv3 for %s: %v", endpoint, err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("grpc client for %s: %v", endpoint, err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return &Target{Name: name, Endpoint: endpoint, Client: cli, Conn: conn, KV: pb.NewKVClient(conn)}
+	return cli
 }
 
 // reqCtx is a per-request context bounded by opTimeout and by the test's life.

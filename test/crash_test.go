@@ -337,10 +337,10 @@ func (c *crashRun) txnStep(kv pb.KVClient, g int, rng *rand.Rand) bool {
 		tr.ops = append(tr.ops, crashOp{desc: "txn put " + tr.prefix + "*=" + v, result: crashState{present: true, value: v}})
 		req := &pb.TxnRequest{
 			Compare: []*pb.Compare{{Key: []byte(tr.keys[0]), Target: pb.Compare_MOD, Result: pb.Compare_LESS, TargetUnion: &pb.Compare_ModRevision{ModRevision: 1 << 62}}},
-			Failure: []*pb.RequestOp{durPut(tr.keys[0], "compare failed")},
+			Failure: []*pb.RequestOp{opPut(tr.keys[0], "compare failed")},
 		}
 		for _, k := range tr.keys {
-			req.Success = append(req.Success, durPut(k, v))
+			req.Success = append(req.Success, opPut(k, v))
 		}
 		resp, err := kv.Txn(ctx, req)
 		if err != nil {
@@ -368,7 +368,7 @@ func (c *crashRun) txnStep(kv pb.KVClient, g int, rng *rand.Rand) bool {
 		tr.ops = append(tr.ops, crashOp{desc: "txn delete " + tr.prefix + "*"})
 		req := &pb.TxnRequest{}
 		for _, k := range tr.keys {
-			req.Success = append(req.Success, durDel(k, ""))
+			req.Success = append(req.Success, opDel(k, ""))
 		}
 		resp, err := kv.Txn(ctx, req)
 		if err != nil {

@@ -8,7 +8,6 @@ package test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +26,6 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -110,20 +106,7 @@ func durTryStart(t testing.TB, cfg rpc.Config) (ds *durServer, err error) {
 	}
 	ds.srv = srv
 	t.Cleanup(func() { ds.close(t) })
-	endpoint := strings.TrimPrefix(srv.ClientURLs()[0], "http://")
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{endpoint},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatalf("clientv3 for %s: %v", endpoint, err)
-	}
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("grpc client for %s: %v", endpoint, err)
-	}
-	ds.Target = &Target{Name: "metastore", Endpoint: endpoint, Client: cli, Conn: conn, KV: pb.NewKVClient(conn)}
+	ds.Target = connect(t, "metastore", strings.TrimPrefix(srv.ClientURLs()[0], "http://"))
 	return ds, nil
 }
 
@@ -195,67 +178,6 @@ func durDiffFiles(before, after map[string][]byte) string {
 	return strings.Join(out, "; ")
 }
 
-// The metastore binary, built once per package run.
-var durBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// durBinary returns the path of the metastore binary built from this
-// checkout for this package run.
-//
-// Like ctlBinary, it goes to a fixed per-user directory under os.TempDir and
-// is rebuilt (a link from the build cache) once per run: without a TestMain
-// there is no place to remove a fresh temporary directory, and a test's
-// t.TempDir would vanish while later tests still need the binary. The build
-// writes a unique name and renames it into place, so concurrent runs never
-// execute a partial file.
-func durBinary(t testing.TB) string {
-	t.Helper()
-	durBuild.once.Do(func() {
-		durBuild.path, durBuild.err = durBuildBinary()
-	})
-	if durBuild.err != nil {
-		t.Fatalf("build metastore: %v", durBuild.err)
-	}
-	return durBuild.path
-}
-
-func durBuildBinary() (string, error) {
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("metastore-test-bin-%d", os.Getuid()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, "metastore-*.tmp")
-	if err != nil {
-		return "", err
-	}
-	tmpName := tmp.Name()
-	_ = tmp.Close()
-	defer os.Remove(tmpName) // a no-op once renamed
-
-	// The go command of the toolchain running this test: PATH may hold
-	// another go, or none.
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		if goBin, err = exec.LookPath("go"); err != nil {
-			return "", fmt.Errorf("no go command: %w", err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", tmpName, "github.com/metastore/metastore/cmd/metastore")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%v: %v\n%s", cmd.Args, err, out)
-	}
-	path := filepath.Join(dir, "metastore")
-	if err := os.Rename(tmpName, path); err != nil {
-		return "", err
-	}
-	return path, nil
-}
-
 // durFreePort returns a loopback port that was free a moment ago. Another
 // process may take it before the server binds it; durStartProc retries then.
 func durFreePort(t testing.TB) int {
@@ -307,7 +229,7 @@ func durTryStartProc(t testing.TB, args ...string) (*durProc, error) {
 	port := durFreePort(t)
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := &durProc{endpoint: "127.0.0.1:" + strconv.Itoa(port), output: &durLog{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(durBinary(t), append(slices.Clone(args), "--listen-client-urls", url)...)
+	p.cmd = exec.Command(buildBinary(t, metastoreCmd), append(slices.Clone(args), "--listen-client-urls", url)...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

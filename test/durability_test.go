@@ -23,20 +23,6 @@ import (
 	"github.com/metastore/metastore/actors/storage"
 )
 
-// Request builders for the raw KV service.
-
-func durPut(k, v string) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte(k), Value: []byte(v)}}}
-}
-
-func durDel(k, end string) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: []byte(k), RangeEnd: []byte(end)}}}
-}
-
-func durGet(k, end string) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestRange{RequestRange: &pb.RangeRequest{Key: []byte(k), RangeEnd: []byte(end)}}}
-}
-
 // durAllKeys is etcd's "every key" range: key "\x00" with range_end "\x00".
 var durAllKeys = &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}}
 
@@ -45,15 +31,6 @@ func (tg *Target) durDelete(t *testing.T, k, end string) *pb.DeleteRangeResponse
 	resp, err := tg.KV.DeleteRange(reqCtx(t), &pb.DeleteRangeRequest{Key: []byte(k), RangeEnd: []byte(end)})
 	if err != nil {
 		t.Fatalf("delete %q..%q: %v", k, end, err)
-	}
-	return resp
-}
-
-func (tg *Target) durTxn(t *testing.T, r *pb.TxnRequest) *pb.TxnResponse {
-	t.Helper()
-	resp, err := tg.KV.Txn(reqCtx(t), r)
-	if err != nil {
-		t.Fatalf("txn: %v", err)
 	}
 	return resp
 }
@@ -92,19 +69,19 @@ func durWriteHistory(t *testing.T, tg *Target) int64 {
 	tg.put(t, "empty", "")
 	tg.put(t, "large", strings.Repeat("0123456789abcdef", 16*1024)) // 256 KiB
 	// A cross-shard Txn whose success branch writes several keys.
-	resp := tg.durTxn(t, &pb.TxnRequest{
+	resp := tg.txn(t, &pb.TxnRequest{
 		Compare: []*pb.Compare{{Key: []byte("a"), Target: pb.Compare_VALUE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Value{Value: []byte("v2-1")}}},
-		Success: []*pb.RequestOp{durPut("dir/1", "txn"), durPut("z", "txn"), durPut("\xff", "txn"), durDel("b", "")},
-		Failure: []*pb.RequestOp{durPut("failure", "taken")},
+		Success: []*pb.RequestOp{opPut("dir/1", "txn"), opPut("z", "txn"), opPut("\xff", "txn"), opDel("b", "")},
+		Failure: []*pb.RequestOp{opPut("failure", "taken")},
 	})
 	if !resp.Succeeded {
 		t.Fatalf("txn compare on a=v2-1 failed")
 	}
 	// One whose failure branch is taken.
-	resp = tg.durTxn(t, &pb.TxnRequest{
+	resp = tg.txn(t, &pb.TxnRequest{
 		Compare: []*pb.Compare{{Key: []byte("a"), Target: pb.Compare_VERSION, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Version{Version: 99}}},
-		Success: []*pb.RequestOp{durPut("success", "taken")},
-		Failure: []*pb.RequestOp{durPut("failure", "taken"), durPut("dir/2", "failure"), durGet("a", "")},
+		Success: []*pb.RequestOp{opPut("success", "taken")},
+		Failure: []*pb.RequestOp{opPut("failure", "taken"), opPut("dir/2", "failure"), opGet("a")},
 	})
 	if resp.Succeeded {
 		t.Fatalf("txn compare on version 99 succeeded")
@@ -120,7 +97,7 @@ func durWriteHistory(t *testing.T, tg *Target) int64 {
 	tg.durCompact(t, compactAt)
 	tg.put(t, "a", "v4")
 	tg.durDelete(t, "z", "")
-	tg.durTxn(t, &pb.TxnRequest{Success: []*pb.RequestOp{durPut("ab", "t2"), durPut("\xff\xff", "t2"), durPut("\x00", "t2")}})
+	tg.txn(t, &pb.TxnRequest{Success: []*pb.RequestOp{opPut("ab", "t2"), opPut("\xff\xff", "t2"), opPut("\x00", "t2")}})
 	return compactAt
 }
 
@@ -233,7 +210,7 @@ func TestDurableRestart(t *testing.T) {
 	if rev := ds.put(t, "a", "after-restart"); rev != before.rev+1 {
 		t.Fatalf("first put after the restart got revision %d, want %d", rev, before.rev+1)
 	}
-	txn := ds.durTxn(t, &pb.TxnRequest{Success: []*pb.RequestOp{durPut("b", "x"), durPut("z", "x"), durPut("dir/9", "x"), durPut("\x00", "x")}})
+	txn := ds.txn(t, &pb.TxnRequest{Success: []*pb.RequestOp{opPut("b", "x"), opPut("z", "x"), opPut("dir/9", "x"), opPut("\x00", "x")}})
 	if txn.Header.Revision != before.rev+2 {
 		t.Fatalf("cross-shard txn after the restart got revision %d, want %d", txn.Header.Revision, before.rev+2)
 	}
@@ -591,12 +568,12 @@ func TestDurableQuota(t *testing.T) {
 		_, err := tg.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("fill/more"), Value: []byte("x")})
 		wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
 		// A Txn that could put is refused whichever branch would run.
-		_, err = tg.KV.Txn(reqCtx(t), &pb.TxnRequest{Success: []*pb.RequestOp{durPut("fill/txn", "x")}})
+		_, err = tg.KV.Txn(reqCtx(t), &pb.TxnRequest{Success: []*pb.RequestOp{opPut("fill/txn", "x")}})
 		wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
 		_, err = tg.KV.Txn(reqCtx(t), &pb.TxnRequest{
 			Compare: []*pb.Compare{{Key: []byte("nope"), Target: pb.Compare_VERSION, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Version{Version: 0}}},
-			Success: []*pb.RequestOp{durGet("fill/", "fill0")},
-			Failure: []*pb.RequestOp{durPut("fill/txn", "x")},
+			Success: []*pb.RequestOp{opRange(&pb.RangeRequest{Key: []byte("fill/"), RangeEnd: []byte("fill0")})},
+			Failure: []*pb.RequestOp{opPut("fill/txn", "x")},
 		})
 		wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
 		if got := tg.currentRev(t); got != rev {
@@ -614,7 +591,7 @@ func TestDurableQuota(t *testing.T) {
 		}
 		// So do Txns of deletes and reads only, across shards.
 		txn, err := tg.KV.Txn(reqCtx(t), &pb.TxnRequest{Success: []*pb.RequestOp{
-			durDel("fill/00001", ""), durDel("fill/00002", "fill/00004"), durGet("fill/00004", ""),
+			opDel("fill/00001", ""), opDel("fill/00002", "fill/00004"), opGet("fill/00004"),
 		}})
 		if err != nil || txn.Header.Revision != rev+2 {
 			t.Fatalf("delete-only txn under NOSPACE: %v, %v; want it at %d", txn, err, rev+2)

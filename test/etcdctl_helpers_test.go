@@ -1,12 +1,9 @@
 package test
 
-// Harness for the etcdctl tests in etcdctl_test.go: it builds the real
-// etcdctl (cmd/etcdctl) once per package run, starts the backends under
-// test, runs etcdctl against them, and records a normalized transcript of
-// every step so the transcripts of MetaStore and etcd can be compared.
-//
-// Every identifier here starts with "ctl" so it cannot collide with the
-// shared backend helpers that other test files in this package define.
+// Harness for the etcdctl tests in etcdctl_test.go: it runs the real
+// etcdctl (cmd/etcdctl, see buildBinary) against the backends under test
+// (see startBackend), and records a normalized transcript of every step so
+// the transcripts of MetaStore and etcd can be compared.
 
 import (
 	"bytes"
@@ -15,32 +12,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
-
-	"github.com/metastore/metastore/rpc"
 )
 
 const (
-	// ctlBackendsEnv picks the backends: "metastore", "etcd", or both
-	// comma separated. Unset runs both, which is what makes the
-	// cross-backend comparison possible.
-	ctlBackendsEnv = "METASTORE_BACKENDS"
-
 	// ctlCommandTimeout is etcdctl's own --command-timeout. Every request
 	// here is tiny, so a few seconds only ever expire on a hung server.
 	ctlCommandTimeout = "5s"
@@ -50,164 +32,6 @@ const (
 	// context.Background() and ignores --command-timeout.
 	ctlProcessTimeout = 30 * time.Second
 )
-
-var ctlAllBackends = []string{"metastore", "etcd"}
-
-// ctlBuild holds the one etcdctl binary that all tests of a package run
-// share. Building it from cmd/etcdctl (not using one from PATH or bin/) keeps
-// `go test ./test/` working on a fresh clone and pins the exact etcdctl
-// version in go.mod.
-var ctlBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// ctlBinary returns the path of the etcdctl built for this package run.
-//
-// The binary goes to a fixed per-user directory under os.TempDir and is
-// rebuilt every run (compilation is served from the go build cache, so this
-// costs a link, about a second or two). A fixed place rather than a fresh
-// MkdirTemp, because without a TestMain (other files in this package own
-// that) there is nowhere to delete a fresh directory, and a binary leaked
-// per run would pile up. The build writes a unique temporary name and
-// renames it into place, so concurrent `go test` runs never see a partial
-// file.
-func ctlBinary(t *testing.T) string {
-	t.Helper()
-	ctlBuild.once.Do(func() {
-		ctlBuild.path, ctlBuild.err = ctlBuildEtcdctl()
-	})
-	if ctlBuild.err != nil {
-		t.Fatalf("build etcdctl: %v", ctlBuild.err)
-	}
-	return ctlBuild.path
-}
-
-func ctlBuildEtcdctl() (string, error) {
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("metastore-test-etcdctl-%d", os.Getuid()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, "etcdctl-*.tmp")
-	if err != nil {
-		return "", err
-	}
-	tmpName := tmp.Name()
-	_ = tmp.Close()
-	defer os.Remove(tmpName) // a no-op once renamed
-
-	// The go command of the toolchain running this test, so the binary is
-	// built with the same Go version and module settings; PATH may hold
-	// another go, or none.
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		if goBin, err = exec.LookPath("go"); err != nil {
-			return "", fmt.Errorf("no go command: %w", err)
-		}
-	}
-	buildCtx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(buildCtx, goBin, "build", "-o", tmpName, "github.com/metastore/metastore/cmd/etcdctl")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("%v: %v\n%s", cmd.Args, err, out)
-	}
-	path := filepath.Join(dir, "etcdctl")
-	if err := os.Rename(tmpName, path); err != nil {
-		return "", err
-	}
-	return path, nil
-}
-
-// ctlSelectedBackends reads ctlBackendsEnv. A backend listed twice runs
-// twice (subtests "etcd" and "etcd#01"), which checks the cross-backend
-// comparison itself: two etcds must always agree.
-func ctlSelectedBackends(t *testing.T) []string {
-	t.Helper()
-	env := strings.TrimSpace(os.Getenv(ctlBackendsEnv))
-	if env == "" {
-		return ctlAllBackends
-	}
-	var names []string
-	for _, n := range strings.Split(env, ",") {
-		n = strings.TrimSpace(n)
-		if !slices.Contains(ctlAllBackends, n) {
-			t.Fatalf("%s: unknown backend %q (want metastore or etcd)", ctlBackendsEnv, n)
-		}
-		names = append(names, n)
-	}
-	return names
-}
-
-// ctlStartMetaStore starts an in-memory MetaStore for this test and returns
-// its host:port.
-func ctlStartMetaStore(t *testing.T) string {
-	t.Helper()
-	cfg := rpc.DefaultConfig()
-	cfg.ListenClientURLs = []string{"http://127.0.0.1:0"}
-	cfg.InMemory = true
-	cfg.DataDir = t.TempDir()
-	// Several shards, so even the few keys of one test spread over more than
-	// one shard and ranges, deletes and txns take the cross-shard paths.
-	cfg.Shards = 4
-	// Errors only: a passing run stays quiet, a failing one still says why.
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	srv, err := rpc.Start(cfg)
-	if err != nil {
-		t.Fatalf("start metastore: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close metastore: %v", err)
-		}
-	})
-	urls := srv.ClientURLs()
-	if len(urls) == 0 {
-		t.Fatal("metastore reports no client URLs")
-	}
-	u, err := url.Parse(urls[0])
-	if err != nil {
-		t.Fatalf("metastore client URL %q: %v", urls[0], err)
-	}
-	return u.Host
-}
-
-// ctlStartEtcd starts a single-member etcd v3.7 in-process for this test and
-// returns its host:port. It is the oracle the MetaStore output is held to.
-func ctlStartEtcd(t *testing.T) string {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	// Port 0 on both listeners: the kernel picks free loopback ports with no
-	// pick-then-bind race. A lone member never dials its own peer URL, and
-	// the bound client address is read back from the listener below.
-	local := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
-	cfg.ListenClientUrls = []url.URL{local}
-	cfg.AdvertiseClientUrls = []url.URL{local}
-	cfg.ListenPeerUrls = []url.URL{local}
-	cfg.AdvertisePeerUrls = []url.URL{local}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	// Fast ticks let the lone member elect itself in a fraction of a second.
-	cfg.TickMs = 10
-	cfg.ElectionMs = 100
-	// The data dir is thrown away; fsync only slows every write down.
-	cfg.UnsafeNoFsync = true
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		t.Fatalf("etcd failed while starting: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("etcd not ready after 30s")
-	}
-	return e.Clients[0].Addr().String()
-}
 
 // ctl runs etcdctl against one backend and keeps the transcript of the test.
 type ctl struct {
@@ -242,18 +66,13 @@ type ctlOut struct {
 // comparison adds whatever the scenario recorded but did not spell out.
 func ctlEachBackend(t *testing.T, scenario func(c *ctl)) {
 	t.Helper()
-	bin := ctlBinary(t)
+	bin := buildBinary(t, etcdctlCmd)
 	var done []*ctl
-	for _, name := range ctlSelectedBackends(t) {
+	for _, name := range selectedBackends(t) {
 		t.Run(name, func(t *testing.T) {
-			var ep string
-			switch name {
-			case "metastore":
-				ep = ctlStartMetaStore(t)
-			case "etcd":
-				ep = ctlStartEtcd(t)
-			}
-			c := &ctl{t: t, backend: name, bin: bin, endpoint: ep}
+			// Errors only: a passing run stays quiet, a failing one still
+			// says why.
+			c := &ctl{t: t, backend: name, bin: bin, endpoint: startBackend(t, name, withErrorLog())}
 			c.base = c.currentRev()
 			scenario(c)
 			if !t.Failed() {
@@ -430,9 +249,10 @@ func ctlErrorLine(stderr string) string {
 	return ""
 }
 
-// jsonOut runs etcdctl with -w json, requires success and decodes the one
-// JSON document it prints into v. The caller records a normalized form.
-func (c *ctl) jsonOut(v any, args ...string) {
+// jsonOut runs etcdctl with -w json, requires success, decodes the one
+// JSON document it prints into v and returns it as printed. The caller
+// records a normalized form.
+func (c *ctl) jsonOut(v any, args ...string) string {
 	c.t.Helper()
 	args = append(slices.Clone(args), "-w", "json")
 	out := c.exec("", args...)
@@ -440,6 +260,7 @@ func (c *ctl) jsonOut(v any, args ...string) {
 		c.t.Fatalf("etcdctl %q: exit %d, stderr:\n%s", args, out.code, out.stderr)
 	}
 	c.decode(out.stdout, v, args)
+	return out.stdout
 }
 
 func (c *ctl) decode(stdout string, v any, args []string) {
@@ -458,17 +279,12 @@ func (c *ctl) decode(stdout string, v any, args []string) {
 func (c *ctl) currentRev() int64 {
 	c.t.Helper()
 	var r ctlRangeResp
-	args := []string{"get", "\x01ctl-never-written", "-w", "json"}
-	out := c.exec("", args...)
-	if out.code != 0 {
-		c.t.Fatalf("etcdctl %q: exit %d, stderr:\n%s", args, out.code, out.stderr)
-	}
-	c.decode(out.stdout, &r, args)
+	stdout := c.jsonOut(&r, "get", "\x01ctl-never-written")
 	// A header without "revision" means revision 0. etcd never reports
 	// that (a fresh store is at revision 1), but it is left to the tests to
 	// flag, so one wrong start does not hide everything else.
 	if r.Header == nil {
-		c.t.Fatalf("get -w json has no header: %s", out.stdout)
+		c.t.Fatalf("get -w json has no header: %s", stdout)
 	}
 	return r.Header.Revision
 }
@@ -632,35 +448,33 @@ func (c *ctl) nTxn(r *ctlTxnResp) ctlNTxn {
 	return n
 }
 
-// getJSON runs `get ... -w json`, records the normalized response and
-// returns it.
+// ctlRecordJSON runs `<cmd> args... -w json`, decodes the response into an
+// R, records its normalized form and returns it.
+func ctlRecordJSON[R, N any](c *ctl, cmd string, normalize func(*R) N, args []string) N {
+	c.t.Helper()
+	var r R
+	c.jsonOut(&r, append([]string{cmd}, args...)...)
+	n := normalize(&r)
+	c.record(cmd+" -w json "+strings.Join(args, " "), n)
+	return n
+}
+
+// getJSON runs `get ... -w json`, records and returns the normalized response.
 func (c *ctl) getJSON(args ...string) ctlNRange {
 	c.t.Helper()
-	var r ctlRangeResp
-	c.jsonOut(&r, append([]string{"get"}, args...)...)
-	n := c.nRange(&r)
-	c.record("get -w json "+strings.Join(args, " "), n)
-	return n
+	return ctlRecordJSON(c, "get", c.nRange, args)
 }
 
 // putJSON runs `put ... -w json`, records and returns the normalized response.
 func (c *ctl) putJSON(args ...string) ctlNPut {
 	c.t.Helper()
-	var r ctlPutResp
-	c.jsonOut(&r, append([]string{"put"}, args...)...)
-	n := c.nPut(&r)
-	c.record("put -w json "+strings.Join(args, " "), n)
-	return n
+	return ctlRecordJSON(c, "put", c.nPut, args)
 }
 
 // delJSON runs `del ... -w json`, records and returns the normalized response.
 func (c *ctl) delJSON(args ...string) ctlNDel {
 	c.t.Helper()
-	var r ctlDelResp
-	c.jsonOut(&r, append([]string{"del"}, args...)...)
-	n := c.nDel(&r)
-	c.record("del -w json "+strings.Join(args, " "), n)
-	return n
+	return ctlRecordJSON(c, "del", c.nDel, args)
 }
 
 // txnJSON runs `txn -w json` with stdin, records and returns the normalized

@@ -65,11 +65,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"math/rand/v2"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,10 +79,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 
-	"github.com/metastore/metastore/rpc"
 	"github.com/metastore/metastore/shards"
 )
 
@@ -113,23 +107,19 @@ const (
 const linTick = 1 << 22
 
 func TestLinearizability(t *testing.T) {
-	for _, backend := range linBackends(t) {
+	for _, backend := range selectedBackends(t) {
 		t.Run(backend, func(t *testing.T) {
-			var urls []string
-			wantIllegal := false
-			switch backend {
-			case "metastore":
-				urls = linStartMetaStore(t)
-				wantIllegal = shards.FaultStaleReads
-				if wantIllegal {
-					t.Log("built with metastore_fault_stalereads: expecting the checker to find the history ILLEGAL")
-				}
-			case "etcd":
-				urls = linStartEtcd(t)
+			// Errors only: they may explain a violation.
+			endpoint := startBackend(t, backend, withErrorLog())
+			wantIllegal := backend == "metastore" && shards.FaultStaleReads
+			if wantIllegal {
+				t.Log("built with metastore_fault_stalereads: expecting the checker to find the history ILLEGAL")
 			}
+			// Each clientv3 client is one gRPC connection; the workers
+			// share linClients of them.
 			execs := make([]linExec, linClients)
 			for i := range execs {
-				execs[i] = linClientExec(linNewClient(t, urls))
+				execs[i] = linClientExec(newClient(t, endpoint))
 			}
 			res := linRun(t, func(w int) linExec { return execs[w%len(execs)] }, linRunConfig{
 				workers:   linWorkers,
@@ -141,124 +131,6 @@ func TestLinearizability(t *testing.T) {
 			linCheck(t, res, wantIllegal)
 		})
 	}
-}
-
-// linBackends parses METASTORE_BACKENDS ("metastore", "etcd", or a list).
-func linBackends(t *testing.T) []string {
-	env := os.Getenv("METASTORE_BACKENDS")
-	if strings.TrimSpace(env) == "" {
-		return []string{"metastore", "etcd"}
-	}
-	var out []string
-	for _, b := range strings.FieldsFunc(env, func(r rune) bool { return r == ',' || r == '|' || r == ' ' }) {
-		switch b {
-		case "metastore", "etcd":
-			if !slices.Contains(out, b) {
-				out = append(out, b)
-			}
-		default:
-			t.Fatalf("METASTORE_BACKENDS: unknown backend %q (want metastore and/or etcd)", b)
-		}
-	}
-	return out
-}
-
-// ---------------------------------------------------------------------------
-// Backends. Own starters (not a shared helper) so this file stands alone.
-
-func linStartMetaStore(t *testing.T) []string {
-	t.Helper()
-	cfg := rpc.DefaultConfig()
-	cfg.ListenClientURLs = []string{"http://127.0.0.1:0"}
-	cfg.InMemory = true
-	cfg.DataDir = t.TempDir()
-	cfg.Shards = 4
-	// Errors only, to stderr: they may explain a violation, while routine
-	// logging would bury the test output. (Not t.Log: server goroutines may
-	// still log after the test has finished.)
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	srv, err := rpc.Start(cfg)
-	if err != nil {
-		t.Fatalf("start metastore: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Logf("close metastore: %v", err)
-		}
-	})
-	urls := srv.ClientURLs()
-	if len(urls) == 0 {
-		t.Fatal("metastore reports no client URLs")
-	}
-	return urls
-}
-
-// linStartEtcd starts a single-member etcd v3.7.3 on free loopback ports.
-// The ports are found by listening on :0 and closing again, which can race
-// with another process, so a failed start is retried a few times.
-func linStartEtcd(t *testing.T) []string {
-	t.Helper()
-	var lastErr error
-	for range 3 {
-		cfg := embed.NewConfig()
-		cfg.Name = "lin"
-		cfg.Dir = t.TempDir()
-		curl := url.URL{Scheme: "http", Host: linFreeAddr(t)}
-		purl := url.URL{Scheme: "http", Host: linFreeAddr(t)}
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{curl}, []url.URL{curl}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{purl}, []url.URL{purl}
-		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-		cfg.Logger = "zap"
-		cfg.LogLevel = "error"
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		// A lone member elects itself after one election timeout; keep it
-		// short so startup does not eat into the test's time.
-		cfg.TickMs, cfg.ElectionMs = 10, 100
-		// No crashes are injected, so durability is irrelevant and fsync
-		// would only slow the workload down.
-		cfg.UnsafeNoFsync = true
-		e, err := embed.StartEtcd(cfg)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		select {
-		case <-e.Server.ReadyNotify():
-			t.Cleanup(e.Close)
-			return []string{curl.String()}
-		case err := <-e.Err():
-			lastErr = err
-		case <-time.After(30 * time.Second):
-			lastErr = errors.New("etcd not ready after 30s")
-		}
-		e.Close()
-	}
-	t.Fatalf("start etcd: %v", lastErr)
-	return nil
-}
-
-func linFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func linNewClient(t *testing.T, urls []string) *clientv3.Client {
-	t.Helper()
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   urls,
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		t.Fatalf("clientv3.New(%v): %v", urls, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // ---------------------------------------------------------------------------
