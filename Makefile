@@ -109,3 +109,17 @@ bench-compare: build tools
 ## (a smoke run, under 3 minutes).
 bench-compare-quick: build tools
 	$(GO) run ./bench/harness --bin $(BIN) --quick $(HARNESS_ARGS)
+
+## bench-sweep: MetaStore alone (durable, in-memory) on put-100 and txn-put
+## across 1..32 shards and with write batching on and off (--max-batch 512
+## and 1); tables and charts in docs/benchmarks.md and docs/img/. Half the
+## full totals, 3 rounds (median shown): about half an hour.
+SWEEP_ARGS := --sweep-shards 1,2,4,8,16,32 --sweep-batch
+.PHONY: bench-sweep bench-sweep-quick
+bench-sweep: build tools
+	$(GO) run ./bench/harness --bin $(BIN) $(SWEEP_ARGS) --scale 0.5 --rounds 3 $(HARNESS_ARGS)
+
+## bench-sweep-quick: the same sweeps with small totals, one round (a smoke
+## run, under 3 minutes).
+bench-sweep-quick: build tools
+	$(GO) run ./bench/harness --bin $(BIN) --quick $(SWEEP_ARGS) $(HARNESS_ARGS)

@@ -12,7 +12,7 @@ func keysOnShards(r Router, n int) []string {
 	var keys []string
 	seen := map[int]bool{}
 	for i := 0; len(keys) < n; i++ {
-		k := string(rune('a' + i%26)) + string(rune('a'+i/26))
+		k := string(rune('a'+i%26)) + string(rune('a'+i/26))
 		if s := r.Shard(k); !seen[s] {
 			seen[s] = true
 			keys = append(keys, k)

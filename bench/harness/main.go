@@ -5,10 +5,18 @@
 // stores nothing — drives it with etcd's own bin/benchmark, records
 // throughput, latency percentiles, the server's CPU per request and peak
 // RSS, and stops it. It then times a restart of the durable systems with N
-// keys loaded. Results go to a JSON file and to docs/benchmarks.md.
+// keys loaded. Results go to a JSON file and to docs/benchmarks.md, with
+// charts in docs/img/.
+//
+// With --sweep-shards and --sweep-batch it instead runs MetaStore alone
+// across shard counts and with write batching on and off, to show what
+// each buys on this machine. --profile saves the server's CPU and
+// allocation profiles of every MetaStore run.
 //
 //	go run ./bench/harness --quick      # or: make bench-compare-quick
 //	go run ./bench/harness              # or: make bench-compare
+//	go run ./bench/harness --quick --sweep-shards 1,2,4,8,16,32 --sweep-batch
+//	                                    # or: make bench-sweep-quick
 package main
 
 import (
@@ -23,29 +31,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// options are the harness's flags.
-type options struct {
-	quick         bool
-	scale         float64
-	rounds        int
-	systems       []string
-	workloads     []string
-	restartKeys   int
-	valSize       int
-	keySpace      int
-	mixedKeySpace int
-	mixedLimit    int
-	shards        int
-	binDir        string
-	workDir       string
-	keepData      bool
-	outPath       string
-	docPath       string
-	startTimeout  time.Duration
-	stopTimeout   time.Duration
-	benchTimeout  time.Duration
-}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == ceilingSubcommand {
@@ -71,82 +56,6 @@ func main() {
 	}
 }
 
-func parseFlags(args []string) (*options, error) {
-	o := &options{}
-	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./bench/harness [flags]\n\nCompares MetaStore (durable and in-memory), etcd and a no-storage ceiling server\nwith bin/benchmark. Run `make build tools` first.\n\nWorkloads: %s\nSystems:   %s\n\nFlags:\n",
-			strings.Join(workloadNames, ","), strings.Join(systemNames, ","))
-		fs.PrintDefaults()
-	}
-	fs.BoolVar(&o.quick, "quick", false, "small request totals and 100,000 restart keys (a smoke run of a few minutes)")
-	fs.Float64Var(&o.scale, "scale", 1, "multiply every workload's request total by this")
-	fs.IntVar(&o.rounds, "rounds", 1, "repeat the whole sweep this many times; tables show the median round")
-	sysList := fs.String("systems", strings.Join(systemNames, ","), "systems to run, in this order")
-	wlList := fs.String("workloads", strings.Join(workloadNames, ","), "workloads to run, in this order (none: only the restart test)")
-	fs.IntVar(&o.restartKeys, "restart-keys", 1000000, "keys to load for the restart test (100000 with --quick unless set; 0 skips it)")
-	fs.IntVar(&o.valSize, "val-size", 256, "value size in bytes of every write")
-	fs.IntVar(&o.keySpace, "key-space", 100000, "key space of the put and txn-put workloads (random keys)")
-	fs.IntVar(&o.mixedKeySpace, "mixed-key-space", 1000, "key space of txn-mixed's writes")
-	fs.IntVar(&o.mixedLimit, "mixed-limit", 100, "limit of txn-mixed's prefix reads")
-	fs.IntVar(&o.shards, "shards", 0, "MetaStore --shards (0: its default)")
-	fs.StringVar(&o.binDir, "bin", "bin", "directory holding metastore, etcd and benchmark")
-	fs.StringVar(&o.workDir, "work-dir", "", "parent of the servers' data dirs (default: the system temp dir); all systems use it, so the same filesystem")
-	fs.BoolVar(&o.keepData, "keep-data", false, "keep the data dirs and server logs")
-	fs.StringVar(&o.outPath, "out", "", "JSON output path (default bench/results/<timestamp>.json)")
-	fs.StringVar(&o.docPath, "doc", "docs/benchmarks.md", "Markdown report to update (empty: none)")
-	fs.DurationVar(&o.startTimeout, "start-timeout", 5*time.Minute, "longest wait for a server to answer after exec")
-	fs.DurationVar(&o.stopTimeout, "stop-timeout", time.Minute, "longest wait for a server to exit after SIGTERM")
-	fs.DurationVar(&o.benchTimeout, "bench-timeout", 30*time.Minute, "longest run of one bin/benchmark")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	restartKeysSet := false
-	fs.Visit(func(f *flag.Flag) { restartKeysSet = restartKeysSet || f.Name == "restart-keys" })
-	if o.quick && !restartKeysSet {
-		o.restartKeys = 100000
-	}
-	if o.rounds < 1 || o.restartKeys < 0 || o.scale <= 0 || o.valSize < 0 || o.keySpace < 1 || o.mixedKeySpace < 1 {
-		return nil, errors.New("--rounds, --scale, --key-space and --mixed-key-space must be positive, --restart-keys and --val-size not negative")
-	}
-	var err error
-	if o.systems, err = pickList(*sysList, systemNames); err != nil {
-		return nil, fmt.Errorf("--systems: %w", err)
-	}
-	// "none" runs only the restart test.
-	if *wlList != "none" {
-		if o.workloads, err = pickList(*wlList, workloadNames); err != nil {
-			return nil, fmt.Errorf("--workloads: %w", err)
-		}
-	}
-	return o, nil
-}
-
-// pickList splits a comma list and checks every name is known.
-func pickList(list string, known []string) ([]string, error) {
-	var out []string
-	for _, n := range strings.Split(list, ",") {
-		if n = strings.TrimSpace(n); n == "" {
-			continue
-		}
-		ok := false
-		for _, k := range known {
-			ok = ok || k == n
-		}
-		if !ok {
-			return nil, fmt.Errorf("unknown %q (known: %s)", n, strings.Join(known, ","))
-		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("empty list")
-	}
-	return out, nil
-}
-
 func run(ctx context.Context, o *options) error {
 	for _, b := range []string{"metastore", "etcd", "benchmark"} {
 		if _, err := os.Stat(filepath.Join(o.binDir, b)); err != nil {
@@ -158,6 +67,11 @@ func run(ctx context.Context, o *options) error {
 	if o.binDir, err = filepath.Abs(o.binDir); err != nil {
 		return err
 	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
 	base, err := os.MkdirTemp(o.workDir, "metastore-bench-")
 	if err != nil {
 		return err
@@ -167,7 +81,46 @@ func run(ctx context.Context, o *options) error {
 		defer os.RemoveAll(base)
 	}
 
-	started := time.Now()
+	res := newResults(o, time.Now())
+	if o.keepData {
+		res.Notes = append(res.Notes, "data dirs and server logs kept in "+base)
+	}
+	measure := runComparison
+	if o.sweeping() {
+		measure = runSweeps
+	}
+	measureErr := measure(ctx, o, res)
+	res.Finished = time.Now()
+	if measureErr != nil {
+		// Keep what was measured, but leave docs/benchmarks.md alone: a
+		// partial table would read as a complete one.
+		res.Notes = append(res.Notes, "interrupted: "+measureErr.Error())
+		if err := writeJSON(o.outPath, res); err != nil {
+			return errors.Join(measureErr, err)
+		}
+		fmt.Fprintf(os.Stderr, "wrote partial results to %s\n", o.outPath)
+		return measureErr
+	}
+
+	if err := writeJSON(o.outPath, res); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", o.outPath)
+	sections := reportSections(res, o.outPath)
+	if o.docPath != "" {
+		if err := writeReport(o.docPath, res, sections); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "updated %s and its charts\n", o.docPath)
+	}
+	for _, s := range sections {
+		fmt.Print(s.body)
+	}
+	return nil
+}
+
+// newResults starts the JSON document of a run: what ran, where, and how.
+func newResults(o *options, started time.Time) *results {
 	if o.outPath == "" {
 		o.outPath = filepath.Join("bench", "results", started.Format("20060102-150405")+".json")
 	}
@@ -178,53 +131,41 @@ func run(ctx context.Context, o *options) error {
 		Options: map[string]any{
 			"quick": o.quick, "scale": o.scale, "rounds": o.rounds, "restart_keys": o.restartKeys,
 			"val_size": o.valSize, "key_space": o.keySpace, "mixed_key_space": o.mixedKeySpace,
-			"mixed_limit": o.mixedLimit, "metastore_shards": o.shards,
+			"mixed_limit": o.mixedLimit, "metastore_shards": knobValue(o.knobs.Shards),
+			"metastore_max_batch": knobValue(o.knobs.MaxBatch),
 		},
 		Systems: o.systems,
 	}
-	if o.shards == 0 {
-		res.Options["metastore_shards"] = "default"
+	if len(o.sweepShards) > 0 {
+		res.Options["sweep_shards"] = o.sweepShards
+	}
+	if o.sweepBatch {
+		res.Options["sweep_max_batch"] = batchSettings
+	}
+	if o.profileDir != "" {
+		res.Options["profile_dir"] = o.profileDir
+		res.Notes = append(res.Notes, "MetaStore servers were profiled (`--profile "+o.profileDir+"`): their numbers include the profiler's cost")
 	}
 	allW := workloads()
 	for _, n := range o.workloads {
 		w := allW[n]
 		res.Workloads = append(res.Workloads, workloadInfo{Name: w.name, Desc: w.desc, Clients: w.clients, Conns: w.conns, Total: w.total(o)})
 	}
-	if o.keepData {
-		res.Notes = append(res.Notes, "data dirs and server logs kept in "+base)
-	}
-
-	sweepErr := sweep(ctx, o, res)
-	res.Finished = time.Now()
-	if sweepErr != nil {
-		// Keep what was measured, but leave docs/benchmarks.md alone: a
-		// partial table would read as a complete one.
-		res.Notes = append(res.Notes, "interrupted: "+sweepErr.Error())
-		if err := writeJSON(o.outPath, res); err != nil {
-			return errors.Join(sweepErr, err)
-		}
-		fmt.Fprintf(os.Stderr, "wrote partial results to %s\n", o.outPath)
-		return sweepErr
-	}
-
-	if err := writeJSON(o.outPath, res); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "wrote %s\n", o.outPath)
-	if o.docPath != "" {
-		if err := writeDoc(o.docPath, res, o.outPath); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "updated %s\n", o.docPath)
-	}
-	fmt.Print(markdown(res, o.outPath))
-	return nil
+	return res
 }
 
-// sweep runs every round: each workload on every system in order
+// knobValue is how the JSON shows a knob: 0 means the server's default.
+func knobValue(v int) any {
+	if v == 0 {
+		return "default"
+	}
+	return v
+}
+
+// runComparison runs every round: each workload on every system in order
 // (A,B,C,D,A,B,...), so drift over the run hits all systems alike, then the
 // restart test of the durable systems.
-func sweep(ctx context.Context, o *options, res *results) error {
+func runComparison(ctx context.Context, o *options, res *results) error {
 	allW, allS := workloads(), systems()
 	for round := 1; round <= o.rounds; round++ {
 		for _, wn := range o.workloads {
@@ -232,7 +173,7 @@ func sweep(ctx context.Context, o *options, res *results) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				c := runCell(ctx, o, allS[sn], allW[wn], round)
+				c := runCell(ctx, o, cell{sys: allS[sn], w: allW[wn], round: round, knobs: o.knobs})
 				logCell(c)
 				res.Cells = append(res.Cells, c)
 			}
@@ -295,8 +236,19 @@ func logCell(c cellResult) {
 	if c.Failure != "" {
 		status = "FAILED: " + c.Failure
 	}
-	fmt.Fprintf(os.Stderr, "%-10s %-14s round %d: %9.0f req/s  cpu %.3f s/1k  rss %.0f MiB  errors %d  %s\n",
-		c.Workload, c.System, c.Round, c.RPS, c.CPUPer1k, mib(c.PeakRSSBytes), c.Errors, status)
+	setting := ""
+	if c.Sweep != "" {
+		setting = fmt.Sprintf("%s %d", c.Sweep, sweepByName(c.Sweep).get(c.Knobs))
+	}
+	fmt.Fprintf(os.Stderr, "%-10s %-14s %-10s round %d: %9.0f req/s  p99 %7.2f ms  cpu %.3f s/1k  rss %.0f MiB  errors %d  %s\n",
+		c.Workload, c.System, setting, c.Round, c.RPS, c.p99(), c.CPUPer1k, mib(c.PeakRSSBytes), c.Errors, status)
+	for _, p := range c.Profiles {
+		// The -top summary sits beside each profile.
+		fmt.Fprintf(os.Stderr, "           profile %s (top %d: %s.top.txt)\n", p, topNodes, strings.TrimSuffix(p, ".pprof"))
+	}
+	if c.ProfileError != "" {
+		fmt.Fprintf(os.Stderr, "           profile FAILED: %s\n", c.ProfileError)
+	}
 }
 
 func logRestart(r restartResult) {

@@ -2,53 +2,27 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 )
 
-// Markers around the generated part of docs/benchmarks.md: a rerun replaces
-// only what lies between them, so prose written around them survives.
-const (
-	beginMarker = "<!-- BEGIN GENERATED RESULTS (go run ./bench/harness) -->"
-	endMarker   = "<!-- END GENERATED RESULTS -->"
-)
-
-// writeDoc puts the Markdown report into path between the markers, or
-// creates the file with the default prose around it.
-func writeDoc(path string, r *results, jsonPath string) error {
-	gen := beginMarker + "\n" + markdown(r, jsonPath) + endMarker + "\n"
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	s := string(old)
-	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	var doc string
-	if i >= 0 && j > i {
-		doc = s[:i] + gen + strings.TrimPrefix(s[j+len(endMarker):], "\n")
-	} else {
-		doc = docIntro + gen
-	}
-	return os.WriteFile(path, []byte(doc), 0o644)
-}
-
 // markdown renders the results: machine, command, one table of every
 // system × workload, the ratios, the restart table and the errors seen.
 func markdown(r *results, jsonPath string) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	writeHeader(w, r, jsonPath)
+	writeHeader(w, "Results", r, jsonPath)
 	if len(r.Workloads) > 0 {
+		writeWorkloadList(w, r, r.Cells)
 		writeWorkloads(w, r)
 		writeRatios(w, r)
 	}
 	if len(r.Restarts) > 0 {
 		writeRestarts(w, r)
 	}
-	writeProblems(w, r)
+	writeProblems(w, r.Cells, r.Restarts)
 	w("\n")
 	return b.String()
 }
@@ -56,9 +30,11 @@ func markdown(r *results, jsonPath string) string {
 // printer is fmt.Fprintf bound to the report being built.
 type printer func(format string, a ...any)
 
-func writeHeader(w printer, r *results, jsonPath string) {
+// writeHeader opens a section: its title and date, then where and how the
+// numbers were taken.
+func writeHeader(w printer, title string, r *results, jsonPath string) {
 	m := r.Machine
-	w("\n## Results of %s\n\n", r.Started.Format("2006-01-02 15:04 MST"))
+	w("\n## %s of %s\n\n", title, r.Started.Format("2006-01-02 15:04 MST"))
 	w("- Machine: %d CPUs, %s, %s RAM, Linux %s\n", m.CPUs, m.CPUModel, m.MemTotal, m.Kernel)
 	w("- Data dirs: `%s`, %s (all systems on the same filesystem)\n", m.DataDir, m.Filesystem)
 	w("- Go: %s; %s\n", m.GoVersion, m.Versions)
@@ -70,12 +46,13 @@ func writeHeader(w printer, r *results, jsonPath string) {
 	}
 }
 
-func writeWorkloads(w printer, r *results) {
-	cells := groupCells(r.Cells)
+// writeWorkloadList says what each workload is, with the bin/benchmark
+// arguments one of cells ran it with.
+func writeWorkloadList(w printer, r *results, cells []cellResult) {
 	w("\n### Workloads\n\n| workload | what | clients / conns | requests | bin/benchmark arguments |\n|---|---|--:|--:|---|\n")
 	for _, wl := range r.Workloads {
 		args := ""
-		for _, c := range r.Cells {
+		for _, c := range cells {
 			if c.Workload == wl.Name && c.Command != "" {
 				args = reEndpoint.ReplaceAllString(strings.TrimPrefix(c.Command, "bin/benchmark "), "--endpoints=HOST:PORT")
 				break
@@ -83,8 +60,12 @@ func writeWorkloads(w printer, r *results) {
 		}
 		w("| %s | %s | %d / %d | %d | `%s` |\n", wl.Name, wl.Desc, wl.Clients, wl.Conns, wl.Total, args)
 	}
+}
 
+func writeWorkloads(w printer, r *results) {
+	cells := groupCells(r.Cells)
 	w("\n### Throughput, latency and server cost\n\n")
+	w("![req/s of every system on every workload](%s/%s)\n\n", imgDir, throughputChart)
 	w("Latencies are bin/benchmark's, in ms. CPU is the server process's utime+stime per 1,000 requests; RSS is its peak (VmHWM) during the workload.")
 	if rounds := maxRound(r.Cells); rounds > 1 {
 		w(" Each row is the round with the median req/s of %d rounds.", rounds)
@@ -199,22 +180,30 @@ func writeRestarts(w printer, r *results) {
 	}
 }
 
-// writeProblems lists every error a client saw and every error or warning
-// line a server logged before it was asked to stop.
-func writeProblems(w printer, r *results) {
+// writeProblems lists every error a client saw, every error or warning
+// line a server logged before it was asked to stop, and profiles that
+// failed.
+func writeProblems(w printer, cells []cellResult, restarts []restartResult) {
 	var problems []string
-	for _, c := range r.Cells {
+	for _, c := range cells {
+		where := fmt.Sprintf("%s / %s round %d", c.System, c.Workload, c.Round)
+		if c.Sweep != "" {
+			where = fmt.Sprintf("%s / %s %s %d round %d", c.System, c.Workload, sweepByName(c.Sweep).knob, sweepByName(c.Sweep).get(c.Knobs), c.Round)
+		}
 		for _, p := range c.Parts {
 			for msg, n := range p.ErrorCounts {
-				problems = append(problems, fmt.Sprintf("%s / %s round %d: %d × `%s`", c.System, c.Workload, c.Round, n, mdEscape(msg)))
+				problems = append(problems, fmt.Sprintf("%s: %d × `%s`", where, n, mdEscape(msg)))
 			}
 		}
 		if c.ServerLogProblems > 0 {
-			problems = append(problems, fmt.Sprintf("%s / %s round %d: %d error/warning lines in the server log, e.g. `%s`",
-				c.System, c.Workload, c.Round, c.ServerLogProblems, mdEscape(c.ServerLogSamples[0])))
+			problems = append(problems, fmt.Sprintf("%s: %d error/warning lines in the server log, e.g. `%s`",
+				where, c.ServerLogProblems, mdEscape(c.ServerLogSamples[0])))
+		}
+		if c.ProfileError != "" {
+			problems = append(problems, fmt.Sprintf("%s: profile: `%s`", where, mdEscape(truncate(c.ProfileError, 300))))
 		}
 	}
-	for _, rr := range r.Restarts {
+	for _, rr := range restarts {
 		if rr.ServerLogProblems > 0 {
 			problems = append(problems, fmt.Sprintf("%s / restart round %d: %d error/warning lines in the server log, e.g. `%s`",
 				rr.System, rr.Round, rr.ServerLogProblems, mdEscape(rr.ServerLogSamples[0])))
@@ -267,59 +256,3 @@ func mdEscape(s string) string {
 	s = strings.ReplaceAll(s, "`", "'")
 	return strings.ReplaceAll(s, "\n", " ")
 }
-
-// docIntro is the prose of a new docs/benchmarks.md.
-const docIntro = `# Benchmarks: MetaStore against etcd
-
-This page is written by the comparison harness, ` + "`bench/harness`" + `. It runs
-etcd's own load generator, ` + "`bin/benchmark`" + ` (etcd tools/benchmark v3.6.8), against
-four servers on one machine, in one run:
-
-| system | what it is |
-|---|---|
-| MetaStore (durable) | ` + "`bin/metastore --data-dir D`" + `: pebble data dir, group commit with fsync |
-| MetaStore (--in-memory) | ` + "`bin/metastore --in-memory`" + `: the same server, nothing written to disk |
-| etcd v3.7 (durable) | ` + "`bin/etcd`" + ` (real etcd v3.7.3, single member), fresh data dir on the same filesystem |
-| ceiling (no storage) | ` + "`harness ceiling`" + ` (the harness binary re-executed as its own process): etcd's KV Put/Range/Txn over the same gRPC server options as MetaStore, answering fixed responses without storing — the most any server speaking this protocol can do here, given the same client |
-
-## How to run
-
-    make bench-compare-quick   # small totals, 100,000 keys for the restart test (under 3 minutes)
-    make bench-compare         # full totals, 1,000,000 keys for the restart test
-
-or ` + "`go run ./bench/harness --help`" + ` for every flag (workloads, systems, rounds,
-totals, key counts, output paths). Both targets build ` + "`bin/metastore`" + ` and the
-tools first. The JSON of every run lands in ` + "`bench/results/`" + `; the section below
-is replaced by each run.
-
-## Method
-
-- Every system × workload cell starts the server **fresh** (new process, new
-  data dir in a temp dir), prefills what the workload reads, runs
-  ` + "`bin/benchmark`" + ` once, and stops the server with SIGTERM. Memory peaks and CPU
-  therefore belong to that workload alone.
-- Systems run in the same order for every workload (MetaStore durable,
-  MetaStore in-memory, etcd, ceiling, then the next workload), so drift of the
-  machine hits all of them alike. ` + "`--rounds N`" + ` repeats the whole sweep and
-  reports the round with the median req/s.
-- **CPU s/1k req** is the server process's utime+stime (from ` + "`/proc/<pid>/stat`" + `)
-  during the workload, divided by thousands of successful requests. The
-  client runs on the same machine, so on a small machine client and server
-  compete for the cores: compare systems, not absolute numbers.
-- **peak RSS** is the server's VmHWM at the end of the workload.
-- txn-mixed reports reads and writes separately (as ` + "`bin/benchmark`" + ` does); its
-  CPU and ratios use both together.
-- **Restart**: load N keys of 256 bytes (sequential keys, every key written
-  once), stop cleanly, start on the same data dir and time exec → first
-  answered Get; then count the keys to check they all came back. **data
-  dir** is the apparent size of its files: etcd's includes a preallocated
-  64 MiB WAL segment, and bin/benchmark writes one random value to every key,
-  which pebble's compression shrinks.
-- Errors: bin/benchmark's error distribution per workload, plus every
-  error or warning line a server logged before it was asked to stop (etcd
-  logs errors while shutting down; those are left out).
-- The ceiling answers single-key reads with one 256-byte KV and ranged reads
-  with up to 1,000 fixed KVs (limited by the request's limit), so its
-  responses are as large as a real store's.
-
-`

@@ -23,6 +23,7 @@ type results struct {
 	Systems   []string        `json:"systems"`
 	Workloads []workloadInfo  `json:"workloads"`
 	Cells     []cellResult    `json:"cells"`
+	Sweeps    []cellResult    `json:"sweep_cells,omitempty"`
 	Restarts  []restartResult `json:"restarts,omitempty"`
 	Notes     []string        `json:"notes,omitempty"`
 }

@@ -48,7 +48,7 @@ func runRestart(ctx context.Context, o *options, sys system, round int) restartR
 		return res
 	}
 	defer cleanupDir(o, dir)
-	srv, _, err := startServer(o, sys, 0, 0, dir, logPath)
+	srv, _, err := startServer(o, sys, launch{dataDir: dir, knobs: o.knobs}, logPath)
 	if err != nil {
 		res.Failure = err.Error()
 		return res
@@ -91,7 +91,7 @@ func runRestart(ctx context.Context, o *options, sys system, round int) restartR
 	}
 
 	// The same ports, so nothing but the process restarts.
-	srv, took, err := startServer(o, sys, port, peer, dir, logPath)
+	srv, took, err := startServer(o, sys, launch{port: port, peer: peer, dataDir: dir, knobs: o.knobs}, logPath)
 	if err != nil {
 		res.Failure = "restart: " + err.Error()
 		return res

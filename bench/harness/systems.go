@@ -33,9 +33,28 @@ type system struct {
 	// durable says whether the system writes (and fsyncs) a data directory;
 	// only durable systems take part in the restart measurement.
 	durable bool
-	// command builds the server's command line for a client port, a spare
-	// port (etcd's peer port) and a data directory.
-	command func(o *options, clientPort, peerPort int, dataDir string) (string, []string)
+	// metastore: the system is bin/metastore, which takes the knobs and
+	// --pprof-addr of a launch (the others ignore them).
+	metastore bool
+	// command builds the server's command line for one launch.
+	command func(o *options, l launch) (string, []string)
+}
+
+// launch is one start of a server: its ports, data directory and, for
+// MetaStore, the design knobs and profiler address of that cell.
+type launch struct {
+	port      int // client port; 0 picks a free one
+	peer      int // a spare port (etcd's peer port); 0 picks a free one
+	dataDir   string
+	knobs     knobs
+	pprofAddr string // MetaStore's --pprof-addr; empty: no profiler
+}
+
+// knobs are MetaStore's research flags; 0 leaves a flag out so the server
+// uses its own default.
+type knobs struct {
+	Shards   int `json:"shards,omitempty"`
+	MaxBatch int `json:"max_batch,omitempty"`
 }
 
 // systemNames is the default order; workloads run the systems in this order
@@ -45,24 +64,24 @@ var systemNames = []string{"metastore", "metastore-mem", "etcd", "ceiling"}
 func systems() map[string]system {
 	return map[string]system{
 		"metastore": {
-			name: "metastore", label: "MetaStore (durable)", durable: true,
-			command: func(o *options, port, _ int, dir string) (string, []string) {
-				return metastoreArgs(o, port, dir, false)
+			name: "metastore", label: "MetaStore (durable)", durable: true, metastore: true,
+			command: func(o *options, l launch) (string, []string) {
+				return metastoreArgs(o, l, false)
 			},
 		},
 		"metastore-mem": {
-			name: "metastore-mem", label: "MetaStore (--in-memory)",
-			command: func(o *options, port, _ int, dir string) (string, []string) {
-				return metastoreArgs(o, port, dir, true)
+			name: "metastore-mem", label: "MetaStore (--in-memory)", metastore: true,
+			command: func(o *options, l launch) (string, []string) {
+				return metastoreArgs(o, l, true)
 			},
 		},
 		"etcd": {
 			name: "etcd", label: "etcd v3.7 (durable)", durable: true, diesBySIGTERM: true,
-			command: func(o *options, port, peer int, dir string) (string, []string) {
-				client := fmt.Sprintf("http://127.0.0.1:%d", port)
-				peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+			command: func(o *options, l launch) (string, []string) {
+				client := fmt.Sprintf("http://127.0.0.1:%d", l.port)
+				peerURL := fmt.Sprintf("http://127.0.0.1:%d", l.peer)
 				return filepath.Join(o.binDir, "etcd"), []string{
-					"--data-dir", dir,
+					"--data-dir", l.dataDir,
 					"--listen-client-urls", client,
 					"--advertise-client-urls", client,
 					"--listen-peer-urls", peerURL,
@@ -74,26 +93,32 @@ func systems() map[string]system {
 		},
 		"ceiling": {
 			name: "ceiling", label: "ceiling (no storage)",
-			command: func(o *options, port, _ int, _ string) (string, []string) {
+			command: func(o *options, l launch) (string, []string) {
 				// The harness re-executes itself: the ceiling must be its own
 				// process so its CPU and RSS are measured like the others'.
 				self, err := os.Executable()
 				if err != nil {
 					self = os.Args[0]
 				}
-				return self, []string{ceilingSubcommand, "--listen", fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("--val-size=%d", o.valSize)}
+				return self, []string{ceilingSubcommand, "--listen", fmt.Sprintf("127.0.0.1:%d", l.port), fmt.Sprintf("--val-size=%d", o.valSize)}
 			},
 		},
 	}
 }
 
-func metastoreArgs(o *options, port int, dir string, inMemory bool) (string, []string) {
-	args := []string{"--data-dir", dir, "--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", port)}
+func metastoreArgs(o *options, l launch, inMemory bool) (string, []string) {
+	args := []string{"--data-dir", l.dataDir, "--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", l.port)}
 	if inMemory {
 		args = append(args, "--in-memory")
 	}
-	if o.shards > 0 {
-		args = append(args, "--shards", strconv.Itoa(o.shards))
+	if l.knobs.Shards > 0 {
+		args = append(args, "--shards", strconv.Itoa(l.knobs.Shards))
+	}
+	if l.knobs.MaxBatch > 0 {
+		args = append(args, "--max-batch", strconv.Itoa(l.knobs.MaxBatch))
+	}
+	if l.pprofAddr != "" {
+		args = append(args, "--pprof-addr", l.pprofAddr)
 	}
 	return filepath.Join(o.binDir, "metastore"), args
 }
@@ -129,19 +154,18 @@ func (s *server) alive() bool {
 	}
 }
 
-// startServer starts sys on the given ports (0 picks free ones) with its
-// data in dataDir and waits until it answers a Get. It returns the time from
-// exec to the first answered Get, which is the restart time when dataDir
-// already holds data.
-func startServer(o *options, sys system, port, peer int, dataDir, logPath string) (*server, time.Duration, error) {
+// startServer starts sys as l says (ports of 0 are picked free) and waits
+// until it answers a Get. It returns the time from exec to the first
+// answered Get, which is the restart time when l.dataDir already holds data.
+func startServer(o *options, sys system, l launch, logPath string) (*server, time.Duration, error) {
 	var err error
-	if port == 0 {
-		if port, err = freePort(); err != nil {
+	if l.port == 0 {
+		if l.port, err = freePort(); err != nil {
 			return nil, 0, err
 		}
 	}
-	if peer == 0 {
-		if peer, err = freePort(); err != nil {
+	if l.peer == 0 {
+		if l.peer, err = freePort(); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -149,13 +173,13 @@ func startServer(o *options, sys system, port, peer int, dataDir, logPath string
 	if err != nil {
 		return nil, 0, err
 	}
-	bin, args := sys.command(o, port, peer, dataDir)
+	bin, args := sys.command(o, l)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: a ^C to the harness must not reach the server
 	// before the harness has stopped it in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	s := &server{sys: sys, cmd: cmd, port: port, peer: peer, dataDir: dataDir, logPath: logPath, log: logf, exited: make(chan struct{}), logAtStop: -1}
+	s := &server{sys: sys, cmd: cmd, port: l.port, peer: l.peer, dataDir: l.dataDir, logPath: logPath, log: logf, exited: make(chan struct{}), logAtStop: -1}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()

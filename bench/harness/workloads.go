@@ -141,21 +141,71 @@ type cellResult struct {
 	ServerLogProblems int      `json:"server_log_problems"`
 	ServerLogSamples  []string `json:"server_log_samples,omitempty"`
 	Failure           string   `json:"failure,omitempty"`
+	// Sweep is the sweep the cell belongs to ("shards" or "batch"; empty in
+	// the comparison) and Knobs the MetaStore flags it ran with.
+	Sweep string `json:"sweep,omitempty"`
+	Knobs knobs  `json:"metastore_knobs,omitzero"`
+	// Profiles are the files --profile saved for this cell; a profile
+	// that failed does not fail the measurement, it is noted here.
+	Profiles     []string `json:"profiles,omitempty"`
+	ProfileError string   `json:"profile_error,omitempty"`
 }
 
-// runCell starts sys fresh, prefills, runs one workload, samples the
-// server's /proc before and after, and stops it.
-func runCell(ctx context.Context, o *options, sys system, w workload, round int) (res cellResult) {
+// p99 is the cell's p99 latency in ms; 0 for txn-mixed, whose reads and
+// writes have separate distributions.
+func (c cellResult) p99() float64 {
+	if len(c.Parts) != 1 {
+		return 0
+	}
+	return c.Parts[0].P99ms
+}
+
+// cell names one run: a workload on a system, in a round, with MetaStore's
+// knobs (and the sweep that set them).
+type cell struct {
+	sys   system
+	w     workload
+	round int
+	sweep string
+	knobs knobs
+}
+
+// name identifies the cell in data dir and profile names.
+func (c cell) name() string {
+	n := c.sys.name + "-" + c.w.name
+	if c.sweep != "" {
+		n += fmt.Sprintf("-%s%d", c.sweep, sweepByName(c.sweep).get(c.knobs))
+	}
+	return n
+}
+
+// runCell starts the cell's system fresh, prefills, runs one workload,
+// samples the server's /proc before and after, and stops it. With
+// --profile, a MetaStore server is profiled during the workload.
+func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 	// res is a named result: the deferred stop below records its error and
 	// the log's problems in it after the body has returned.
-	res = cellResult{System: sys.name, Workload: w.name, Round: round, Clients: w.clients, Conns: w.conns, Total: w.total(o)}
-	dir, logPath, err := cellDirs(o, fmt.Sprintf("%s-%s-r%d", sys.name, w.name, round))
+	sys, w := c.sys, c.w
+	res = cellResult{System: sys.name, Workload: w.name, Round: c.round, Clients: w.clients, Conns: w.conns, Total: w.total(o), Sweep: c.sweep}
+	dir, logPath, err := cellDirs(o, fmt.Sprintf("%s-r%d", c.name(), c.round))
 	if err != nil {
 		res.Failure = err.Error()
 		return res
 	}
 	defer cleanupDir(o, dir)
-	srv, _, err := startServer(o, sys, 0, 0, dir, logPath)
+	l := launch{dataDir: dir}
+	if sys.metastore {
+		res.Knobs, l.knobs = c.knobs, c.knobs
+		if o.profileDir != "" {
+			port, err := freePort()
+			if err != nil {
+				res.Failure = err.Error()
+				return res
+			}
+			l.pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		}
+	}
+	srv, _, err := startServer(o, sys, l, logPath)
 	if err != nil {
 		res.Failure = err.Error()
 		return res
@@ -179,10 +229,27 @@ func runCell(ctx context.Context, o *options, sys system, w workload, round int)
 	}
 	args := benchArgs(o, srv.endpoint(), w.clients, w.conns, res.Total, w.args(o))
 	res.Command = "bin/benchmark " + strings.Join(args, " ")
+	var prof *profiler
+	if l.pprofAddr != "" {
+		name := c.name()
+		if c.round > 1 {
+			name += fmt.Sprintf("-r%d", c.round)
+		}
+		// Its data sits beside the data dir, so --keep-data keeps it too.
+		if prof, err = newProfiler(ctx, l.pprofAddr, o.profileDir, name, dir+".prof"); err != nil {
+			res.ProfileError = err.Error()
+		}
+		defer cleanupDir(o, dir+".prof")
+	}
+	// The baseline is sampled after the profiler's forced GC, so that GC
+	// is not charged to the workload.
 	before, err := sampleProc(srv.pid())
 	if err != nil {
 		fail(err)
 		return res
+	}
+	if prof != nil {
+		prof.startCPU(ctx)
 	}
 	bctx, cancel := context.WithTimeout(ctx, o.benchTimeout)
 	defer cancel()
@@ -210,9 +277,18 @@ func runCell(ctx context.Context, o *options, sys system, w workload, round int)
 		res.RPS += p.RPS
 		res.Errors += p.Errors
 	}
-	after, err := sampleProc(srv.pid())
-	if err != nil {
-		fail(fmt.Errorf("server gone after the workload: %w (log: %s)", err, tail(logPath, 5)))
+	after, afterErr := sampleProc(srv.pid())
+	// Profiles are finished after the sample: fetching the allocation
+	// profile forces a GC that is not the workload's.
+	if prof != nil {
+		files, err := prof.finish(ctx)
+		res.Profiles = files
+		if err != nil {
+			res.ProfileError = err.Error()
+		}
+	}
+	if afterErr != nil {
+		fail(fmt.Errorf("server gone after the workload: %w (log: %s)", afterErr, tail(logPath, 5)))
 		return res
 	}
 	res.ServerCPUSeconds = after.cpuSeconds - before.cpuSeconds
