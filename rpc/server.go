@@ -87,13 +87,7 @@ func Start(cfg Config) (*Server, error) {
 	s.node = node
 	meta := node.Meta()
 	hdr := &header{clusterID: meta.ClusterID, memberID: meta.MemberID, revision: node.Revision}
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+grpcOverheadBytes),
-		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	s.grpc = grpc.NewServer(ServerOptions(cfg.MaxRequestBytes)...)
 	pb.RegisterKVServer(s.grpc, &kvServer{node: node, hdr: hdr, maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes})
 	// Services whose issues have not landed answer Unimplemented.
 	pb.RegisterWatchServer(s.grpc, pb.UnimplementedWatchServer{})
@@ -121,6 +115,21 @@ func Start(cfg Config) (*Server, error) {
 	cfg.Logger.Info(fmt.Sprintf("metastore %s (etcd API %s) member %q serving %s (advertised %s) with %d shards, %s",
 		Version, APIVersion, cfg.Name, strings.Join(s.urls, ","), strings.Join(advertise, ","), meta.Shards, storage))
 	return s, nil
+}
+
+// ServerOptions are the gRPC server options MetaStore serves with. They are
+// exported so that the benchmark harness's ceiling server uses exactly the
+// same transport settings.
+func ServerOptions(maxRequestBytes int) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxRequestBytes + grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		// A worker pool serves streams, so handler goroutines keep their
+		// grown stacks instead of starting one per request.
+		grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
 }
 
 // listen opens a listener for an etcd-style client URL.

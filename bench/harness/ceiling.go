@@ -4,17 +4,16 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
+
+	"github.com/metastore/metastore/rpc"
 )
 
 // ceilingSubcommand makes the harness binary serve as the ceiling server.
@@ -128,12 +127,7 @@ func runCeiling(args []string) error {
 	}
 	// The same server options as MetaStore's rpc.Start, so the ceiling
 	// differs from it only in what the handlers do.
-	s := grpc.NewServer(
-		grpc.MaxRecvMsgSize(1536*1024+512*1024),
-		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	s := grpc.NewServer(rpc.ServerOptions(rpc.DefaultMaxRequestBytes)...)
 	pb.RegisterKVServer(s, newCeiling(*valSize))
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
