@@ -16,7 +16,7 @@ RACE_PKGS  := ./actors/... ./shards/... ./rpc/...
 # not matched by ./bench/...).
 BENCH_PKGS := ./bench/... ./shards/... ./actors/...
 
-.PHONY: all check build tools run test race vet bench bench-quick fuzz lint clean \
+.PHONY: all check build tools run test race vet bench bench-quick bench-go bench-go-quick fuzz lint clean \
 	$(BIN)/metastore $(BIN)/etcdctl $(BIN)/etcd $(BIN)/benchmark
 
 all: build tools
@@ -65,12 +65,14 @@ race:
 vet:
 	$(GO) vet ./...
 
-## bench: Go benchmarks of the engine packages.
-bench:
+## bench-go: Go benchmarks of the hot paths (shard put, cross-shard Txn,
+## range merge, the sequencer's commit batch, the storage commit group),
+## named for benchstat (sub-benchmarks like shards=4/clients=128).
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS)
 
-## bench-quick: same benchmarks, fixed small iteration count (smoke run).
-bench-quick:
+## bench-go-quick: the same, fixed small iteration count (smoke run).
+bench-go-quick:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2000x $(BENCH_PKGS)
 
 ## fuzz: run every FuzzXxx target in the main module for FUZZTIME each.
@@ -97,17 +99,16 @@ clean:
 	rm -rf $(BIN)
 	rm -f *.test cpu.out mem.out cpu.prof mem.prof *.pprof
 
-## bench-compare: MetaStore (durable, in-memory) against etcd and a
+## bench: MetaStore (durable, in-memory) against etcd and a
 ## no-storage ceiling server with bin/benchmark; writes bench/results/*.json
 ## and docs/benchmarks.md. Run it on a quiet machine. HARNESS_ARGS adds flags.
 HARNESS_ARGS ?=
-.PHONY: bench-compare bench-compare-quick
-bench-compare: build tools
+bench: build tools
 	$(GO) run ./bench/harness --bin $(BIN) $(HARNESS_ARGS)
 
-## bench-compare-quick: the same with small totals and 100,000 restart keys
+## bench-quick: the same with small totals and 100,000 restart keys
 ## (a smoke run, under 3 minutes).
-bench-compare-quick: build tools
+bench-quick: build tools
 	$(GO) run ./bench/harness --bin $(BIN) --quick $(HARNESS_ARGS)
 
 ## bench-sweep: MetaStore alone (durable, in-memory) on put-100 and txn-put

@@ -13,8 +13,8 @@
 // each buys on this machine. --profile saves the server's CPU and
 // allocation profiles of every MetaStore run.
 //
-//	go run ./bench/harness --quick      # or: make bench-compare-quick
-//	go run ./bench/harness              # or: make bench-compare
+//	go run ./bench/harness --quick      # or: make bench-quick
+//	go run ./bench/harness              # or: make bench
 //	go run ./bench/harness --quick --sweep-shards 1,2,4,8,16,32 --sweep-batch
 //	                                    # or: make bench-sweep-quick
 package main
