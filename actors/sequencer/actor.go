@@ -66,9 +66,10 @@ type synced struct {
 type sequencer struct {
 	cfg     Config
 	core    *core
-	pending *group      // stamped, not yet handed to the committer
-	busy    bool        // a group is being committed
-	commits chan *group // to the committer goroutine
+	pending *group        // stamped, not yet handed to the committer
+	busy    bool          // a group is being committed
+	commits chan *group   // to the committer goroutine
+	stopped chan struct{} // closed when the committer has returned
 }
 
 // Props returns the props of the sequencer actor.
@@ -87,11 +88,14 @@ func (s *sequencer) Receive(ctx actor.Context) {
 	case *actor.Started:
 		if s.cfg.Log != nil {
 			s.commits = make(chan *group, 1)
+			s.stopped = make(chan struct{})
 			go s.committer(ctx.ActorSystem().Root, ctx.Self())
 		}
 	case *actor.Stopped:
+		// Wait out a commit in flight: the log is closed right after.
 		if s.commits != nil {
 			close(s.commits)
+			<-s.stopped
 		}
 	case *msg.Stamp:
 		base := s.core.stamp(len(m.Writes), m.Parts)
@@ -152,6 +156,7 @@ func (s *sequencer) flush() {
 // committer runs on its own goroutine so that the sequencer keeps stamping
 // while a group syncs.
 func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
+	defer close(s.stopped)
 	for g := range s.commits {
 		err := s.cfg.Log.Commit(g.entries, g.compact)
 		root.Send(self, &synced{g: g, err: err})
