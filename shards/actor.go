@@ -196,6 +196,7 @@ func (s *shardActor) plan(ctx actor.Context) {
 		b.writer = append(b.writer, changed)
 		n++
 	}
+	clear(s.queue[:n]) // drop the handled writes' payloads now, not at the next reallocation
 	s.queue = s.queue[n:]
 	s.inflight = b
 	ctx.Send(s.cfg.Sequencer, &msg.Stamp{Writes: writes, Parts: 1, ReplyTo: ctx.Self()})

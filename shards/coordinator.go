@@ -76,6 +76,7 @@ func (c *coordinator) next(ctx actor.Context) {
 		return
 	}
 	w := c.queue[0]
+	c.queue[0] = nil
 	c.queue = c.queue[1:]
 	op := &crossOp{
 		w:        w,

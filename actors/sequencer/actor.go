@@ -193,9 +193,13 @@ func (s *sequencer) compact(m *Compact) {
 		m.Reply <- CompactResult{Current: s.core.visible, Err: err}
 		return
 	}
-	s.cfg.Revisions.compacted.Store(m.Rev)
 	current := s.core.visible
-	answer := func() { m.Reply <- CompactResult{Current: current} }
+	// Readers learn of the compaction only once it is durable: a read
+	// refused as compacted must stay refused after a crash.
+	answer := func() {
+		s.cfg.Revisions.compacted.Store(m.Rev)
+		m.Reply <- CompactResult{Current: current}
+	}
 	if s.cfg.Log == nil {
 		answer()
 		return
