@@ -48,6 +48,8 @@ type serverOptions struct {
 	// logErrors sends MetaStore's error log lines to stderr; by default it
 	// logs nothing. etcd logs nothing either way.
 	logErrors bool
+	// quotaBytes, if set, is etcd's --quota-backend-bytes.
+	quotaBytes int64
 }
 
 type serverOption func(*serverOptions)
@@ -66,6 +68,12 @@ func withMaxTxnOps(n int) serverOption {
 
 func withMaxRequestBytes(n int) serverOption {
 	return func(o *serverOptions) { o.maxRequestBytes = n }
+}
+
+// withEtcdQuota sets etcd's backend quota (MetaStore's durable quota is
+// tested on its own data dir, in durability_test.go).
+func withEtcdQuota(n int64) serverOption {
+	return func(o *serverOptions) { o.quotaBytes = n }
 }
 
 // withErrorLog makes MetaStore log its errors (only) to stderr, for tests
@@ -228,6 +236,7 @@ func startEtcd(t testing.TB, o serverOptions) string {
 	cfg.UnsafeNoFsync = true
 	cfg.MaxTxnOps = uint(o.maxTxnOps)
 	cfg.MaxRequestBytes = uint(o.maxRequestBytes)
+	cfg.QuotaBackendBytes = o.quotaBytes
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

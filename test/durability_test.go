@@ -563,51 +563,7 @@ func TestDurableQuota(t *testing.T) {
 		t.Fatalf("revision %d after the refused put, want %d", rev, last)
 	}
 
-	checkAlarmed := func(t *testing.T, tg *Target, rev int64) int64 {
-		t.Helper()
-		_, err := tg.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("fill/more"), Value: []byte("x")})
-		wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
-		// A Txn that could put is refused whichever branch would run.
-		_, err = tg.KV.Txn(reqCtx(t), &pb.TxnRequest{Success: []*pb.RequestOp{opPut("fill/txn", "x")}})
-		wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
-		_, err = tg.KV.Txn(reqCtx(t), &pb.TxnRequest{
-			Compare: []*pb.Compare{{Key: []byte("nope"), Target: pb.Compare_VERSION, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Version{Version: 0}}},
-			Success: []*pb.RequestOp{opRange(&pb.RangeRequest{Key: []byte("fill/"), RangeEnd: []byte("fill0")})},
-			Failure: []*pb.RequestOp{opPut("fill/txn", "x")},
-		})
-		wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
-		if got := tg.currentRev(t); got != rev {
-			t.Fatalf("refused writes moved the revision from %d to %d", rev, got)
-		}
-		// Reads work.
-		resp := tg.rangeKV(t, &pb.RangeRequest{Key: []byte("fill/00000")})
-		if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != value {
-			t.Fatalf("read under NOSPACE: %s", kvSummary(resp.Kvs))
-		}
-		// Deletes work, and take a revision.
-		del, err := tg.KV.DeleteRange(reqCtx(t), &pb.DeleteRangeRequest{Key: []byte("fill/00000")})
-		if err != nil || del.Deleted != 1 || del.Header.Revision != rev+1 {
-			t.Fatalf("delete under NOSPACE: %v, %v; want 1 deleted at %d", del, err, rev+1)
-		}
-		// So do Txns of deletes and reads only, across shards.
-		txn, err := tg.KV.Txn(reqCtx(t), &pb.TxnRequest{Success: []*pb.RequestOp{
-			opDel("fill/00001", ""), opDel("fill/00002", "fill/00004"), opGet("fill/00004"),
-		}})
-		if err != nil || txn.Header.Revision != rev+2 {
-			t.Fatalf("delete-only txn under NOSPACE: %v, %v; want it at %d", txn, err, rev+2)
-		}
-		if got := txn.Responses[1].GetResponseDeleteRange().Deleted; got != 2 {
-			t.Fatalf("delete-only txn's range delete removed %d keys, want 2", got)
-		}
-		// And compaction.
-		if _, err := tg.KV.Compact(reqCtx(t), &pb.CompactionRequest{Revision: rev + 2, Physical: true}); err != nil {
-			t.Fatalf("compaction under NOSPACE: %v", err)
-		}
-		_, err = tg.KV.Range(reqCtx(t), &pb.RangeRequest{Key: []byte("fill/00000"), Revision: rev + 1})
-		wantRPCErr(t, err, rpctypes.ErrGRPCCompacted)
-		return rev + 2
-	}
-	rev := checkAlarmed(t, ds.Target, last)
+	rev := checkNoSpace(t, ds.Target, last, value)
 	ds.close(t)
 
 	// The alarm is recorded in the dir: a restart keeps refusing puts, even
@@ -664,4 +620,75 @@ func TestDurableInMemory(t *testing.T) {
 			t.Fatalf("run %d: in-memory server touched its data dir %s (stat: %v)", run, dir, err)
 		}
 	}
+}
+
+// checkNoSpace checks what a server under the NOSPACE alarm does, from
+// revision rev with key fill/00000..fill/00004 holding value: puts and Txns
+// that could put are refused and change nothing; reads, deletes,
+// delete-only Txns and compaction still work. It returns the revision after.
+func checkNoSpace(t *testing.T, tg *Target, rev int64, value string) int64 {
+	t.Helper()
+	_, err := tg.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("fill/more"), Value: []byte("x")})
+	wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
+	// A Txn that could put is refused whichever branch would run.
+	_, err = tg.KV.Txn(reqCtx(t), &pb.TxnRequest{Success: []*pb.RequestOp{opPut("fill/txn", "x")}})
+	wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
+	_, err = tg.KV.Txn(reqCtx(t), &pb.TxnRequest{
+		Compare: []*pb.Compare{{Key: []byte("nope"), Target: pb.Compare_VERSION, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Version{Version: 0}}},
+		Success: []*pb.RequestOp{opRange(&pb.RangeRequest{Key: []byte("fill/"), RangeEnd: []byte("fill0")})},
+		Failure: []*pb.RequestOp{opPut("fill/txn", "x")},
+	})
+	wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
+	if got := tg.currentRev(t); got != rev {
+		t.Fatalf("refused writes moved the revision from %d to %d", rev, got)
+	}
+	// Reads work.
+	resp := tg.rangeKV(t, &pb.RangeRequest{Key: []byte("fill/00000")})
+	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != value {
+		t.Fatalf("read under NOSPACE: %s", kvSummary(resp.Kvs))
+	}
+	// Deletes work, and take a revision.
+	del, err := tg.KV.DeleteRange(reqCtx(t), &pb.DeleteRangeRequest{Key: []byte("fill/00000")})
+	if err != nil || del.Deleted != 1 || del.Header.Revision != rev+1 {
+		t.Fatalf("delete under NOSPACE: %v, %v; want 1 deleted at %d", del, err, rev+1)
+	}
+	// So do Txns of deletes and reads only, across shards.
+	txn, err := tg.KV.Txn(reqCtx(t), &pb.TxnRequest{Success: []*pb.RequestOp{
+		opDel("fill/00001", ""), opDel("fill/00002", "fill/00004"), opGet("fill/00004"),
+	}})
+	if err != nil || txn.Header.Revision != rev+2 {
+		t.Fatalf("delete-only txn under NOSPACE: %v, %v; want it at %d", txn, err, rev+2)
+	}
+	if got := txn.Responses[1].GetResponseDeleteRange().Deleted; got != 2 {
+		t.Fatalf("delete-only txn's range delete removed %d keys, want 2", got)
+	}
+	// And compaction.
+	if _, err := tg.KV.Compact(reqCtx(t), &pb.CompactionRequest{Revision: rev + 2, Physical: true}); err != nil {
+		t.Fatalf("compaction under NOSPACE: %v", err)
+	}
+	_, err = tg.KV.Range(reqCtx(t), &pb.RangeRequest{Key: []byte("fill/00000"), Revision: rev + 1})
+	wantRPCErr(t, err, rpctypes.ErrGRPCCompacted)
+	return rev + 2
+}
+
+// TestNoSpaceOnEtcd runs checkNoSpace against a real etcd whose small quota
+// its puts have crossed, so every expectation TestDurableQuota has of
+// MetaStore under the alarm is also etcd's.
+func TestNoSpaceOnEtcd(t *testing.T) {
+	const quota = 4 << 20
+	value := strings.Repeat("q", 4096)
+	onlyBackend(t, "etcd", func(t *testing.T, tg *Target) {
+		var last int64
+		var err error
+		for n := 0; n < 10*quota/len(value); n++ {
+			var resp *pb.PutResponse
+			resp, err = tg.KV.Put(reqCtx(t), &pb.PutRequest{Key: fmt.Appendf(nil, "fill/%05d", n), Value: []byte(value)})
+			if err != nil {
+				break
+			}
+			last = resp.Header.Revision
+		}
+		wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
+		checkNoSpace(t, tg, last, value)
+	}, withEtcdQuota(quota))
 }
