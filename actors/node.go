@@ -158,8 +158,12 @@ func Start(cfg Config) (*Node, error) {
 // compaction are dropped again).
 func (n *Node) load() ([]*shards.Store, error) {
 	stores := make([]*shards.Store, n.meta.Shards)
+	var vals *shards.Values
+	if n.db != nil {
+		vals = shards.NewValues(n.db)
+	}
 	for i := range stores {
-		stores[i] = shards.NewStore()
+		stores[i] = shards.NewStore(vals)
 	}
 	if n.db == nil {
 		return stores, nil

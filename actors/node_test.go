@@ -7,13 +7,20 @@ import (
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/shards"
 )
 
-func startNode(t testing.TB, shards int) *Node {
+// startNode starts a node in memory, or with a data dir in a temp dir.
+func startNode(t testing.TB, shards int, durable bool) *Node {
 	t.Helper()
-	n, err := Start(Config{Shards: shards, InMemory: true, OnFatal: func(who string, reason any) {
+	cfg := Config{Shards: shards, InMemory: !durable, OnFatal: func(who string, reason any) {
 		panic(fmt.Sprintf("core actor %s failed: %v", who, reason))
-	}})
+	}}
+	if durable {
+		cfg.DataDir = t.TempDir()
+	}
+	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,11 +33,21 @@ func put(k, v string) *pb.RequestOp {
 }
 
 // TestConcurrentWritesAndReads drives single-shard puts and cross-shard
-// Txns from many goroutines while readers scan, under the race detector:
-// every acknowledged revision is unique, the final revision counts them
-// all, and no reader ever sees half of a cross-shard Txn.
+// Txns from many goroutines while readers scan and a compactor follows the
+// revision, under the race detector: every acknowledged revision is unique,
+// the final revision counts them all, no reader ever sees half of a
+// cross-shard Txn, and no read of the current revision fails, though
+// compaction keeps removing values (in the durable node, from the data dir)
+// that a reader may be about to read.
 func TestConcurrentWritesAndReads(t *testing.T) {
-	n := startNode(t, 4)
+	for _, durable := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in-memory", true: "durable"}[durable], func(t *testing.T) {
+			testConcurrentWritesAndReads(t, startNode(t, 4, durable))
+		})
+	}
+}
+
+func testConcurrentWritesAndReads(t *testing.T, n *Node) {
 	ctx := context.Background()
 	const writers, perWriter = 8, 200
 	group := []string{"g/a", "g/b", "g/c", "g/d", "g/e"}
@@ -71,6 +88,21 @@ func TestConcurrentWritesAndReads(t *testing.T) {
 			}
 		}()
 	}
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := n.Compact(ctx, n.Revision(), false); err != nil && err != shards.ErrCompacted {
+				t.Error(err)
+				return
+			}
+		}
+	}()
 	var writersWG sync.WaitGroup
 	for w := range writers {
 		writersWG.Add(1)
@@ -115,7 +147,7 @@ func TestConcurrentWritesAndReads(t *testing.T) {
 // whose taken branch writes nothing leave the revision alone, on the shard
 // path and the coordinator path alike.
 func TestNoopWritesKeepRevision(t *testing.T) {
-	n := startNode(t, 4)
+	n := startNode(t, 4, false)
 	ctx := context.Background()
 	if _, err := n.Put(ctx, &pb.PutRequest{Key: []byte("x"), Value: []byte("1")}); err != nil {
 		t.Fatal(err)

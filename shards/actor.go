@@ -114,6 +114,7 @@ func NewShardProps(cfg ShardConfig) *actor.Props {
 }
 
 func (s *shardActor) Receive(ctx actor.Context) {
+	s.cfg.Store.Settle(s.cfg.Revisions.Visible())
 	switch m := ctx.Message().(type) {
 	case *Write:
 		if len(s.queue) >= MaxQueued {

@@ -56,7 +56,10 @@ func execRequest(o *overlay, env *Env, req any) (any, error) {
 	case *pb.PutRequest:
 		return execPut(o, env, r)
 	case *pb.DeleteRangeRequest:
-		resp := execDelete(o, r)
+		resp, err := execDelete(o, r)
+		if err != nil {
+			return nil, err
+		}
 		resp.Header = &pb.ResponseHeader{Revision: o.headerRev()}
 		return resp, nil
 	case *pb.TxnRequest:
@@ -81,7 +84,10 @@ func execPut(o *overlay, env *Env, r *pb.PutRequest) (*pb.PutResponse, error) {
 	if err := checkPutPrev(o, r); err != nil {
 		return nil, err
 	}
-	resp := doPut(o, r)
+	resp, err := doPut(o, r)
+	if err != nil {
+		return nil, err
+	}
 	resp.Header = &pb.ResponseHeader{Revision: o.rev}
 	return resp, nil
 }
@@ -96,27 +102,32 @@ func checkPutPrev(rd reader, r *pb.PutRequest) error {
 	return nil
 }
 
-func doPut(o *overlay, r *pb.PutRequest) *pb.PutResponse {
+func doPut(o *overlay, r *pb.PutRequest) (*pb.PutResponse, error) {
 	resp := &pb.PutResponse{}
 	key := string(r.Key)
 	value, lease := r.Value, r.Lease
 	prev, ok := o.get(key, Latest)
 	if ok {
+		var err error
 		if r.IgnoreValue {
-			value = prev.rec.value
+			if value, err = prev.value(); err != nil {
+				return nil, err
+			}
 		}
 		if r.IgnoreLease {
 			lease = prev.rec.lease
 		}
 		if r.PrevKv {
-			resp.PrevKv = prev.keyValue(false)
+			if resp.PrevKv, err = prev.keyValue(false); err != nil {
+				return nil, err
+			}
 		}
 	}
 	o.put(key, value, lease)
-	return resp
+	return resp, nil
 }
 
-func execDelete(o *overlay, r *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {
+func execDelete(o *overlay, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	resp := &pb.DeleteRangeResponse{}
 	span := SpanOf(r.Key, r.RangeEnd)
 	var keys []entry
@@ -130,14 +141,18 @@ func execDelete(o *overlay, r *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {
 	}
 	if r.PrevKv && len(keys) > 0 {
 		for _, e := range keys {
-			resp.PrevKvs = append(resp.PrevKvs, e.keyValue(false))
+			kv, err := e.keyValue(false)
+			if err != nil {
+				return nil, err
+			}
+			resp.PrevKvs = append(resp.PrevKvs, kv)
 		}
 	}
 	for _, e := range keys {
 		o.del(e.key)
 	}
 	resp.Deleted = int64(len(keys))
-	return resp
+	return resp, nil
 }
 
 func execTxn(o *overlay, env *Env, r *pb.TxnRequest) (*pb.TxnResponse, error) {
@@ -150,7 +165,10 @@ func execTxn(o *overlay, env *Env, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if _, err := checkTxn(o, env, r, path); err != nil {
 		return nil, err
 	}
-	resp, _ := runTxn(o, r, path)
+	resp, _, err := runTxn(o, r, path)
+	if err != nil {
+		return nil, err
+	}
 	resp.Header = &pb.ResponseHeader{Revision: o.headerRev()}
 	return resp, nil
 }
@@ -212,7 +230,7 @@ func checkTxn(rd reader, env *Env, r *pb.TxnRequest, path []bool) (int, error) {
 // runTxn runs the taken branch of r in order; every operation sees the
 // writes of those before it. Nested responses carry only a revision in their
 // header, as etcd's do.
-func runTxn(o *overlay, r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
+func runTxn(o *overlay, r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int, error) {
 	ops := branch(r, path[0])
 	resp := &pb.TxnResponse{Succeeded: path[0], Responses: make([]*pb.ResponseOp, len(ops))}
 	used := 0
@@ -225,25 +243,37 @@ func runTxn(o *overlay, r *pb.TxnRequest, path []bool) (*pb.TxnResponse, int) {
 			if rr.Revision > 0 {
 				rev = rr.Revision
 			}
-			rresp := evalRange(o, rr, rev)
+			rresp, err := evalRange(o, rr, rev)
+			if err != nil {
+				return nil, 0, err
+			}
 			rresp.Header = &pb.ResponseHeader{Revision: cur}
 			resp.Responses[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseRange{ResponseRange: rresp}}
 		case *pb.RequestOp_RequestPut:
-			presp := doPut(o, tv.RequestPut)
+			presp, err := doPut(o, tv.RequestPut)
+			if err != nil {
+				return nil, 0, err
+			}
 			presp.Header = &pb.ResponseHeader{Revision: o.rev}
 			resp.Responses[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponsePut{ResponsePut: presp}}
 		case *pb.RequestOp_RequestDeleteRange:
-			dresp := execDelete(o, tv.RequestDeleteRange)
+			dresp, err := execDelete(o, tv.RequestDeleteRange)
+			if err != nil {
+				return nil, 0, err
+			}
 			dresp.Header = &pb.ResponseHeader{Revision: o.headerRev()}
 			resp.Responses[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dresp}}
 		case *pb.RequestOp_RequestTxn:
-			tresp, n := runTxn(o, tv.RequestTxn, path[1+used:])
+			tresp, n, err := runTxn(o, tv.RequestTxn, path[1+used:])
+			if err != nil {
+				return nil, 0, err
+			}
 			tresp.Header = &pb.ResponseHeader{}
 			used += n + 1
 			resp.Responses[i] = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseTxn{ResponseTxn: tresp}}
 		}
 	}
-	return resp, used
+	return resp, used, nil
 }
 
 // compares reports whether every compare holds. It fails with
@@ -276,24 +306,32 @@ func compare(rd reader, c *pb.Compare) (bool, error) {
 		if c.Target == pb.Compare_VALUE {
 			return false, nil
 		}
-		return compareResult(c, compareTarget(c, &record{})), nil
+		return compareResult(c, compareTarget(c, &record{}, nil)), nil
 	}
 	for _, e := range es {
 		if (c.Target == pb.Compare_MOD && e.rec.rev < 0) ||
 			(c.Target == pb.Compare_CREATE && e.rec.create < 0) {
 			return false, errNeedsRevision
 		}
-		if !compareResult(c, compareTarget(c, e.rec)) {
+		var value []byte
+		if c.Target == pb.Compare_VALUE {
+			var err error
+			if value, err = e.value(); err != nil {
+				return false, err
+			}
+		}
+		if !compareResult(c, compareTarget(c, e.rec, value)) {
 			return false, nil
 		}
 	}
 	return true, nil
 }
 
-func compareTarget(c *pb.Compare, r *record) int {
+// compareTarget compares r, whose value is value, with c's target.
+func compareTarget(c *pb.Compare, r *record, value []byte) int {
 	switch c.Target {
 	case pb.Compare_VALUE:
-		return bytes.Compare(r.value, c.GetValue())
+		return bytes.Compare(value, c.GetValue())
 	case pb.Compare_CREATE:
 		return cmp.Compare(r.create, c.GetCreateRevision())
 	case pb.Compare_MOD:

@@ -16,11 +16,21 @@ const Latest = math.MaxInt64
 
 // entry is one key as it exists at some revision.
 type entry struct {
-	key string
-	rec *record
+	key  string
+	rec  *record
+	vals *Values // where its value is, if the record does not carry it
 }
 
-func (e entry) keyValue(keysOnly bool) *mvccpb.KeyValue {
+// value returns the entry's value. It fails with storage.ErrNoRecord when
+// compaction removed the record after a reader found it in its view.
+func (e entry) value() ([]byte, error) {
+	if e.vals == nil || e.rec.tombstone() {
+		return e.rec.value, nil
+	}
+	return e.vals.get(e.key, e.rec.rev)
+}
+
+func (e entry) keyValue(keysOnly bool) (*mvccpb.KeyValue, error) {
 	kv := &mvccpb.KeyValue{
 		Key:            []byte(e.key),
 		CreateRevision: e.rec.create,
@@ -29,9 +39,13 @@ func (e entry) keyValue(keysOnly bool) *mvccpb.KeyValue {
 		Lease:          e.rec.lease,
 	}
 	if !keysOnly {
-		kv.Value = e.rec.value
+		v, err := e.value()
+		if err != nil {
+			return nil, err
+		}
+		kv.Value = v
 	}
-	return kv
+	return kv, nil
 }
 
 // reader is the state a request is evaluated against: one shard's view,
@@ -50,7 +64,7 @@ func (v *View) get(key string, rev int64) (entry, bool) {
 		return entry{}, false
 	}
 	r, ok := h.at(rev)
-	return entry{key: key, rec: r}, ok
+	return entry{key: key, rec: r, vals: v.vals}, ok
 }
 
 func (v *View) collect(start, end string, rev int64, max int) ([]entry, int) {
@@ -59,7 +73,7 @@ func (v *View) collect(start, end string, rev int64, max int) ([]entry, int) {
 	v.Ascend(start, end, rev, func(h *history, r *record) bool {
 		total++
 		if max < 0 || len(out) < max {
-			out = append(out, entry{key: h.key, rec: r})
+			out = append(out, entry{key: h.key, rec: r, vals: v.vals})
 		}
 		return true
 	})
@@ -153,24 +167,28 @@ func HasRevisionFilters(r *pb.RangeRequest) bool {
 // every key in the range at rev; filters, then sorting, then the limit apply
 // to the key-values; more says the limit cut something off. The header is
 // left for the caller.
-func evalRange(rd reader, r *pb.RangeRequest, rev int64) *pb.RangeResponse {
+func evalRange(rd reader, r *pb.RangeRequest, rev int64) (*pb.RangeResponse, error) {
 	resp := &pb.RangeResponse{}
 	span := SpanOf(r.Key, r.RangeEnd)
 	if span.Single() {
 		e, ok := rd.get(span.Key, rev)
 		if !ok {
-			return resp
+			return resp, nil
 		}
 		resp.Count = 1
 		if r.CountOnly {
-			return resp
+			return resp, nil
 		}
-		resp.Kvs = []*mvccpb.KeyValue{rangeKeyValue(e, r)}
+		kv, err := rangeKeyValue(e, r)
+		if err != nil {
+			return nil, err
+		}
+		resp.Kvs = []*mvccpb.KeyValue{kv}
 		finishRange(resp, r)
-		return resp
+		return resp, nil
 	}
 	if span.Empty() {
-		return resp
+		return resp, nil
 	}
 	max := -1
 	switch {
@@ -183,14 +201,18 @@ func evalRange(rd reader, r *pb.RangeRequest, rev int64) *pb.RangeResponse {
 	es, total := rd.collect(start, end, rev, max)
 	resp.Count = int64(total)
 	if r.CountOnly {
-		return resp
+		return resp, nil
 	}
 	resp.Kvs = make([]*mvccpb.KeyValue, len(es))
 	for i, e := range es {
-		resp.Kvs[i] = rangeKeyValue(e, r)
+		kv, err := rangeKeyValue(e, r)
+		if err != nil {
+			return nil, err
+		}
+		resp.Kvs[i] = kv
 	}
 	finishRange(resp, r)
-	return resp
+	return resp, nil
 }
 
 // finishRange filters, sorts and limits the key-values, in etcd's order.
@@ -212,13 +234,16 @@ func finishRange(resp *pb.RangeResponse, r *pb.RangeRequest) {
 // from its index alone unless it must sort by value, so those key-values
 // carry no lease; MetaStore matches that. A value needed only to sort by is
 // dropped after sorting.
-func rangeKeyValue(e entry, r *pb.RangeRequest) *mvccpb.KeyValue {
+func rangeKeyValue(e entry, r *pb.RangeRequest) (*mvccpb.KeyValue, error) {
 	fromIndex := r.KeysOnly && r.SortTarget != pb.RangeRequest_VALUE
-	kv := e.keyValue(fromIndex)
+	kv, err := e.keyValue(fromIndex)
+	if err != nil {
+		return nil, err
+	}
 	if fromIndex {
 		kv.Lease = 0
 	}
-	return kv
+	return kv, nil
 }
 
 func filterKVs(resp *pb.RangeResponse, r *pb.RangeRequest) {

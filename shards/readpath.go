@@ -1,9 +1,12 @@
 package shards
 
 import (
+	"errors"
 	"sync/atomic"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/actors/storage"
 )
 
 // ReadPath answers reads on the caller's goroutine, without a message: it
@@ -44,8 +47,28 @@ func (p *ReadPath) snapshot(single string) (rev int64, views *Views, compacted i
 	return rev, &Views{router: p.router, views: vs}, p.revs.Compacted()
 }
 
+// readAttempts bounds how often a read starts over because a value it was
+// about to read was removed by a compaction that overtook it. The next
+// attempt sees the new compact revision: a read of the current revision
+// then finds the values kept, and a read of an older one is refused as
+// compacted, as etcd refuses it.
+const readAttempts = 3
+
+func again[T any](read func() (T, error)) (T, error) {
+	for i := 1; ; i++ {
+		resp, err := read()
+		if !errors.Is(err, storage.ErrNoRecord) || i == readAttempts {
+			return resp, err
+		}
+	}
+}
+
 // Range answers a range; the header carries only the revision.
 func (p *ReadPath) Range(r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	return again(func() (*pb.RangeResponse, error) { return p.rangeOnce(r) })
+}
+
+func (p *ReadPath) rangeOnce(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	single := ""
 	if len(r.RangeEnd) == 0 {
 		single = string(r.Key)
@@ -61,13 +84,20 @@ func (p *ReadPath) Range(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 		}
 		rev = r.Revision
 	}
-	resp := evalRange(views, r, rev)
+	resp, err := evalRange(views, r, rev)
+	if err != nil {
+		return nil, err
+	}
 	resp.Header = &pb.ResponseHeader{Revision: cur}
 	return resp, nil
 }
 
 // Txn answers a Txn that only reads (see IsTxnReadOnly).
 func (p *ReadPath) Txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
+	return again(func() (*pb.TxnResponse, error) { return p.txnOnce(r) })
+}
+
+func (p *ReadPath) txnOnce(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	cur, views, compacted := p.snapshot("")
 	env := &Env{Visible: cur, Compacted: compacted}
 	return execTxn(newOverlay(asOf{views, cur}, cur+1), env, r)

@@ -4,7 +4,6 @@ import (
 	"sort"
 
 	"github.com/tidwall/btree"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/metastore/metastore/actors/storage"
 )
@@ -16,7 +15,9 @@ type record struct {
 	create  int64 // create_revision of its generation; 0 for a tombstone
 	version int64 // version within the generation; 0 for a tombstone
 	lease   int64
-	value   []byte
+	// value is the put's value when the store keeps values itself (in
+	// memory, and in a request's overlay); with Values it is nil.
+	value []byte
 }
 
 func (r *record) tombstone() bool { return r.version == 0 }
@@ -63,20 +64,6 @@ func (h *history) latest() (*record, bool) {
 	return r, true
 }
 
-func (h *history) keyValue(r *record, keysOnly bool) *mvccpb.KeyValue {
-	kv := &mvccpb.KeyValue{
-		Key:            []byte(h.key),
-		CreateRevision: r.create,
-		ModRevision:    r.rev,
-		Version:        r.version,
-		Lease:          r.lease,
-	}
-	if !keysOnly {
-		kv.Value = r.value
-	}
-	return kv
-}
-
 // compacted returns what is left of h after compaction at rev: every record
 // newer than rev, plus the one visible at rev unless it is a tombstone. It
 // returns nil when nothing is left.
@@ -101,19 +88,7 @@ func (h *history) compacted(rev int64) *history {
 // number of goroutines may read one View at once; it never changes.
 type View struct {
 	tree *btree.BTreeG[*history]
-}
-
-// Get returns key as of revision rev.
-func (v *View) Get(key string, rev int64) (*mvccpb.KeyValue, bool) {
-	h, ok := v.tree.Get(&history{key: key})
-	if !ok {
-		return nil, false
-	}
-	r, ok := h.at(rev)
-	if !ok {
-		return nil, false
-	}
-	return h.keyValue(r, false), true
+	vals *Values // nil: records carry their values
 }
 
 // Ascend calls fn, in key order, for each key in [start, end) that exists at
@@ -139,18 +114,37 @@ type Store struct {
 	// live reads the tree in place, for the owner only: unlike a snapshot
 	// it sees every later write.
 	live *View
+	vals *Values
+	// unsettled names, oldest first, the values this store put in
+	// vals.recent whose revisions were not yet visible when last checked.
+	unsettled []storage.KeyRev
 }
 
-// NewStore returns an empty store.
-func NewStore() *Store {
+// NewStore returns an empty store. With vals, the store keeps only its
+// records' metadata and puts values there; with nil, records carry them.
+func NewStore(vals *Values) *Store {
 	tree := btree.NewBTreeGOptions(historyLess, btree.Options{NoLocks: true})
-	return &Store{tree: tree, live: &View{tree: tree}}
+	return &Store{tree: tree, live: &View{tree: tree, vals: vals}, vals: vals}
 }
 
 // Snapshot returns an immutable view of the store as it is now. It is O(1):
 // the tree is copied on write from here on.
 func (s *Store) Snapshot() *View {
-	return &View{tree: s.tree.Copy()}
+	return &View{tree: s.tree.Copy(), vals: s.vals}
+}
+
+// Settle forgets the values held for revisions up to visible: they are
+// durable, so readers find them in the data dir.
+func (s *Store) Settle(visible int64) {
+	n := 0
+	for n < len(s.unsettled) && s.unsettled[n].Rev <= visible {
+		s.vals.settled(s.unsettled[n])
+		n++
+	}
+	if n > 0 {
+		clear(s.unsettled[:n])
+		s.unsettled = s.unsettled[n:]
+	}
 }
 
 // Latest returns the current record of key, if the key exists.
@@ -166,6 +160,11 @@ func (s *Store) Latest(key string) (*history, *record, bool) {
 // Put writes key at revision rev and returns the record it wrote.
 // NB: rev must be greater than every revision already in the store.
 func (s *Store) Put(key string, value []byte, lease, rev int64) record {
+	if s.vals != nil {
+		s.vals.installed(key, rev, value)
+		s.unsettled = append(s.unsettled, storage.KeyRev{Key: key, Rev: rev})
+		value = nil
+	}
 	rec := record{rev: rev, create: rev, version: 1, lease: lease, value: value}
 	h, ok := s.tree.Get(&history{key: key})
 	if ok {
@@ -226,12 +225,13 @@ func (s *Store) Compact(rev int64) []storage.KeyRev {
 	return dropped
 }
 
-// Restore sets key's history from records loaded from disk, oldest first.
-// It is for building a store at startup, before it is published.
+// Restore sets key's history from records loaded from disk, oldest first;
+// their values stay there. It is for building a store with Values at
+// startup, before it is published.
 func (s *Store) Restore(key string, recs []storage.Record) {
 	h := &history{key: key, recs: make([]record, len(recs))}
 	for i, r := range recs {
-		h.recs[i] = record{rev: r.Rev, create: r.Create, version: r.Version, lease: r.Lease, value: r.Value}
+		h.recs[i] = record{rev: r.Rev, create: r.Create, version: r.Version, lease: r.Lease}
 	}
 	s.tree.Set(h)
 }

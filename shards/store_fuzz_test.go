@@ -19,7 +19,7 @@ func FuzzStoreAgainstModel(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 0, 1, 3, 4, 0, 2, 5})
 	f.Add([]byte{1, 1, 1, 2, 2, 0, 0, 0, 7, 3})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		s := NewStore()
+		s := NewStore(nil)
 		states := []map[string]modelKV{{}, {}} // states[rev]; the store starts at revision 1
 		rev, compacted := int64(1), int64(0)
 		for i, op := range ops {
@@ -61,7 +61,7 @@ func FuzzStoreAgainstModel(f *testing.F) {
 			for k := range 4 {
 				key := fmt.Sprintf("k%d", k)
 				want, wantOK := states[r][key]
-				got, ok := v.Get(key, r)
+				got, ok := getKV(t, v, key, r)
 				if ok != wantOK {
 					t.Fatalf("%s at %d: found=%v, model %v", key, r, ok, wantOK)
 				}

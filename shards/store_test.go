@@ -1,13 +1,19 @@
 package shards
 
 import (
+	"errors"
 	"testing"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/actors/storage"
 )
 
 // TestStoreGenerations walks one key through put, delete, re-create and
 // compaction, checking every revision read against etcd's key-index rules.
 func TestStoreGenerations(t *testing.T) {
-	s := NewStore()
+	s := NewStore(nil)
 	s.Put("k", []byte("a"), 0, 2)
 	s.Put("k", []byte("b"), 7, 4)
 	if !s.Delete("k", 6) {
@@ -36,7 +42,7 @@ func TestStoreGenerations(t *testing.T) {
 		{rev: Latest, wantOK: true, wantValue: "c", wantCreate: 8, wantVersion: 1},
 	}
 	for _, tt := range tests {
-		kv, ok := v.Get("k", tt.rev)
+		kv, ok := getKV(t, v, "k", tt.rev)
 		if ok != tt.wantOK {
 			t.Fatalf("rev %d: found=%v, want %v", tt.rev, ok, tt.wantOK)
 		}
@@ -62,7 +68,7 @@ func TestStoreCompact(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := NewStore()
+			s := NewStore(nil)
 			s.Put("k", []byte("a"), 0, 2)
 			s.Put("k", []byte("b"), 0, 4)
 			s.Delete("k", 6)
@@ -100,7 +106,7 @@ func TestStoreCompact(t *testing.T) {
 				t.Fatalf("dropped %v, want %d records of k", dropped, 4-len(tt.wantRecs))
 			}
 			// A snapshot taken before compaction still has all history.
-			if kv, ok := old.Get("k", 2); !ok || string(kv.Value) != "a" {
+			if kv, ok := getKV(t, old, "k", 2); !ok || string(kv.Value) != "a" {
 				t.Fatalf("old snapshot lost history: %v %v", kv, ok)
 			}
 		})
@@ -110,7 +116,7 @@ func TestStoreCompact(t *testing.T) {
 // TestSnapshotIsolation checks that a published view never changes while
 // the store goes on writing, including appends that share its arrays.
 func TestSnapshotIsolation(t *testing.T) {
-	s := NewStore()
+	s := NewStore(nil)
 	for rev := int64(1); rev <= 100; rev++ {
 		s.Put("k", []byte{byte(rev)}, 0, rev)
 	}
@@ -119,11 +125,83 @@ func TestSnapshotIsolation(t *testing.T) {
 		s.Put("k", []byte{byte(rev)}, 0, rev)
 		s.Put(string(rune('a'+rev%26)), nil, 0, rev)
 	}
-	kv, ok := v.Get("k", Latest)
+	kv, ok := getKV(t, v, "k", Latest)
 	if !ok || kv.ModRevision != 100 || kv.Version != 100 {
 		t.Fatalf("snapshot changed: %+v", kv)
 	}
 	if es, n := v.collect("", "", Latest, -1); n != 1 || len(es) != 1 {
 		t.Fatalf("snapshot sees %d keys, want 1", n)
+	}
+}
+
+// getKV reads key at revision rev from v as a Range answer would show it.
+func getKV(t testing.TB, v *View, key string, rev int64) (*mvccpb.KeyValue, bool) {
+	t.Helper()
+	e, ok := v.get(key, rev)
+	if !ok {
+		return nil, false
+	}
+	kv, err := e.keyValue(false)
+	if err != nil {
+		t.Fatalf("value of %q at %d: %v", key, rev, err)
+	}
+	return kv, true
+}
+
+// TestStoreValues checks a store that keeps its values out of the tree: a
+// value is readable from install on, through recent while its revision is
+// not visible and from the data dir once it is settled, and a view that
+// outlives a compaction gets storage.ErrNoRecord, which makes readers start
+// over.
+func TestStoreValues(t *testing.T) {
+	db, _, err := storage.Open(t.TempDir(), 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	vals := NewValues(db)
+	s := NewStore(vals)
+	s.Put("k", []byte("a"), 0, 2)
+	s.Put("k", []byte("b"), 0, 3)
+	s.Put("e", nil, 0, 3)
+	v := s.Snapshot()
+	check := func(when string, view *View, key string, rev int64, want string) {
+		t.Helper()
+		kv, ok := getKV(t, view, key, rev)
+		if !ok || string(kv.Value) != want {
+			t.Fatalf("%s: %s at %d = %v, want %q", when, key, rev, kv, want)
+		}
+	}
+	check("before commit", v, "k", 2, "a")
+	check("before commit", v, "k", 3, "b")
+	check("before commit", v, "e", 3, "")
+	if vals.recent.Size() != 3 {
+		t.Fatalf("recent holds %d values before they are durable, want 3", vals.recent.Size())
+	}
+	err = db.Commit([]storage.Entry{
+		{Rev: 2, Base: 2, Muts: []msg.Mutation{{Key: "k", Value: []byte("a"), Create: 2, Version: 1}}},
+		{Rev: 3, Base: 3, Muts: []msg.Mutation{{Key: "k", Value: []byte("b"), Create: 2, Version: 2}, {Key: "e", Create: 3, Version: 1}}},
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Settle(2)
+	if vals.recent.Size() != 2 {
+		t.Fatalf("recent holds %d values after settling revision 2, want 2", vals.recent.Size())
+	}
+	s.Settle(3)
+	if vals.recent.Size() != 0 || len(s.unsettled) != 0 {
+		t.Fatalf("recent holds %d values after settling everything", vals.recent.Size())
+	}
+	check("from disk", v, "k", 2, "a")
+	check("from disk", v, "k", 3, "b")
+	check("from disk", v, "e", 3, "")
+	if err := db.Drop(s.Compact(3)); err != nil {
+		t.Fatal(err)
+	}
+	check("after compaction", s.Snapshot(), "k", 3, "b")
+	e, _ := v.get("k", 2)
+	if _, err := e.keyValue(false); !errors.Is(err, storage.ErrNoRecord) {
+		t.Fatalf("compacted record read through an old view: %v, want storage.ErrNoRecord", err)
 	}
 }

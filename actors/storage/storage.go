@@ -252,14 +252,19 @@ func (d *DB) getInt(key []byte) (int64, error) {
 	return int64(binary.BigEndian.Uint64(v)), nil
 }
 
-// Record is one stored revision of one key.
+// Record is the metadata of one stored revision of one key. Its value stays
+// on disk: Value reads it.
 type Record struct {
 	Rev, Create, Version, Lease int64
-	Value                       []byte
 }
 
+// ErrNoRecord is returned by Value for a record that is not stored: one
+// that compaction has removed, or one not yet committed.
+var ErrNoRecord = errors.New("storage: no such record")
+
 // Load calls fn once per key, in key order, with its records in revision
-// order. It stops at the first error fn returns.
+// order. Every record is decoded, so that a corrupt one fails the load
+// before the dir is written to. It stops at the first error fn returns.
 func (d *DB) Load(fn func(key string, recs []Record) error) error {
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefixKeys, UpperBound: []byte("k0")})
 	if err != nil {
@@ -278,7 +283,7 @@ func (d *DB) Load(fn func(key string, recs []Record) error) error {
 		if err != nil {
 			return err
 		}
-		rec, err := decodeRecord(rev, val)
+		rec, _, err := decodeRecord(rev, val)
 		if err != nil {
 			return fmt.Errorf("storage: %s: key %q revision %d: %w", d.dir, key, rev, err)
 		}
@@ -298,6 +303,23 @@ func (d *DB) Load(fn func(key string, recs []Record) error) error {
 		return fn(cur, recs)
 	}
 	return nil
+}
+
+// Value returns the value that key was given at revision rev.
+func (d *DB) Value(key string, rev int64) ([]byte, error) {
+	b, closer, err := d.db.Get(recordKey(key, rev))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNoRecord
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	_, value, err := decodeRecord(rev, b)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %s: key %q revision %d: %w", d.dir, key, rev, err)
+	}
+	return bytes.Clone(value), nil
 }
 
 // Entry is a stamped write: the mutations of revision Rev. A mutation's
@@ -426,8 +448,9 @@ func encodeRecord(create, version, lease int64, value []byte) []byte {
 	return append(out, value...)
 }
 
-func decodeRecord(rev int64, b []byte) (Record, error) {
-	r := Record{Rev: rev}
+// decodeRecord decodes a stored record; value aliases b.
+func decodeRecord(rev int64, b []byte) (r Record, value []byte, err error) {
+	r = Record{Rev: rev}
 	var vals [3]int64
 	for i := range vals {
 		var n int
@@ -439,15 +462,12 @@ func decodeRecord(rev int64, b []byte) (Record, error) {
 			vals[i] = int64(u)
 		}
 		if n <= 0 {
-			return Record{}, errors.New("corrupt record")
+			return Record{}, nil, errors.New("corrupt record")
 		}
 		b = b[n:]
 	}
 	r.Create, r.Version, r.Lease = vals[0], vals[1], vals[2]
-	if r.Version > 0 {
-		r.Value = bytes.Clone(b)
-	}
-	return r, nil
+	return r, b, nil
 }
 
 func be64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }

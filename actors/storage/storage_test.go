@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,18 +110,31 @@ func TestCommitLoadRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]Record{
-		"a": {{Rev: 2, Create: 2, Version: 1, Value: []byte("1")}, {Rev: 3}},
-		"b": {{Rev: 2, Create: 2, Version: 1, Lease: 5, Value: []byte("x")}, {Rev: 3, Create: 2, Version: 2, Value: []byte("y")}},
+		"a": {{Rev: 2, Create: 2, Version: 1}, {Rev: 3}},
+		"b": {{Rev: 2, Create: 2, Version: 1, Lease: 5}, {Rev: 3, Create: 2, Version: 2}},
 	}
 	for k, recs := range want {
-		if len(got[k]) != len(recs) {
+		if !slices.Equal(got[k], recs) {
 			t.Fatalf("%s: %+v, want %+v", k, got[k], recs)
 		}
-		for i := range recs {
-			g, w := got[k][i], recs[i]
-			if g.Rev != w.Rev || g.Create != w.Create || g.Version != w.Version || g.Lease != w.Lease || !bytes.Equal(g.Value, w.Value) {
-				t.Fatalf("%s[%d]: %+v, want %+v", k, i, g, w)
-			}
+	}
+	values := []struct {
+		key  string
+		rev  int64
+		want string
+		err  error
+	}{
+		{"a", 2, "1", nil},
+		{"b", 2, "x", nil},
+		{"b", 3, "y", nil},
+		{"a", 3, "", nil}, // a tombstone has no value
+		{"a", 4, "", ErrNoRecord},
+		{"c", 2, "", ErrNoRecord},
+	}
+	for _, v := range values {
+		got, err := db.Value(v.key, v.rev)
+		if !errors.Is(err, v.err) || string(got) != v.want {
+			t.Errorf("Value(%q, %d) = %q, %v; want %q, %v", v.key, v.rev, got, err, v.want, v.err)
 		}
 	}
 }
