@@ -30,6 +30,9 @@ type Config struct {
 	// MaxBatch caps the writes a shard stamps together (0: the default;
 	// 1: no batching) — a knob for studying what batching buys.
 	MaxBatch int
+	// ValueCacheBytes bounds the cache of values read from the data dir
+	// (0: none).
+	ValueCacheBytes int64
 	// Logger receives the node's own lines and the actor system's warnings.
 	Logger *slog.Logger
 	// OnFatal is called when a core actor fails. The default logs and
@@ -83,7 +86,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.router = shards.NewRouter(n.meta.Shards)
 	n.published = make([]atomic.Pointer[shards.View], n.meta.Shards)
-	stores, err := n.load()
+	stores, err := n.load(cfg.ValueCacheBytes)
 	if err != nil {
 		n.closeDB()
 		return nil, err
@@ -156,11 +159,11 @@ func Start(cfg Config) (*Node, error) {
 // load rebuilds each shard's store from the data dir, then applies the
 // recorded compaction to it (records a crash left behind after a
 // compaction are dropped again).
-func (n *Node) load() ([]*shards.Store, error) {
+func (n *Node) load(valueCacheBytes int64) ([]*shards.Store, error) {
 	stores := make([]*shards.Store, n.meta.Shards)
 	var vals *shards.Values
 	if n.db != nil {
-		vals = shards.NewValues(n.db)
+		vals = shards.NewValues(n.db, valueCacheBytes)
 	}
 	for i := range stores {
 		stores[i] = shards.NewStore(vals)

@@ -31,6 +31,9 @@ type Config struct {
 	// MaxBatch caps the writes a shard stamps together (0: the default;
 	// 1: no batching).
 	MaxBatch int
+	// ValueCacheBytes bounds the cache of values read from the data dir;
+	// 0 means none.
+	ValueCacheBytes int64
 	// PprofAddr, if set, serves net/http/pprof there (e.g. 127.0.0.1:6060).
 	PprofAddr string
 	// Logger receives the server's log lines; nil means slog.Default().
@@ -47,6 +50,11 @@ const (
 	DefaultQuotaBackendBytes = 2 * 1024 * 1024 * 1024
 )
 
+// DefaultValueCacheBytes is the size of the cache of values read from the
+// data dir unless configured: enough for a working set of a few hundred
+// thousand small values, small beside the index of a large store.
+const DefaultValueCacheBytes = 64 * 1024 * 1024
+
 // DefaultConfig returns the configuration `metastore` runs with when given no flags.
 func DefaultConfig() Config {
 	return Config{
@@ -56,6 +64,7 @@ func DefaultConfig() Config {
 		MaxTxnOps:         DefaultMaxTxnOps,
 		MaxRequestBytes:   DefaultMaxRequestBytes,
 		QuotaBackendBytes: DefaultQuotaBackendBytes,
+		ValueCacheBytes:   DefaultValueCacheBytes,
 	}
 }
 

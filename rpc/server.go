@@ -72,13 +72,14 @@ func Start(cfg Config) (*Server, error) {
 		s.urls = append(s.urls, "http://"+l.Addr().String())
 	}
 	node, err := actors.Start(actors.Config{
-		Shards:        cfg.Shards,
-		DefaultShards: DefaultShards(),
-		DataDir:       cfg.DataDir,
-		InMemory:      cfg.InMemory,
-		QuotaBytes:    quota,
-		MaxBatch:      cfg.MaxBatch,
-		Logger:        cfg.Logger,
+		Shards:          cfg.Shards,
+		DefaultShards:   DefaultShards(),
+		DataDir:         cfg.DataDir,
+		InMemory:        cfg.InMemory,
+		QuotaBytes:      quota,
+		MaxBatch:        cfg.MaxBatch,
+		ValueCacheBytes: cfg.ValueCacheBytes,
+		Logger:          cfg.Logger,
 	})
 	if err != nil {
 		s.closeListeners()

@@ -2,6 +2,7 @@ package shards
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -152,14 +153,20 @@ func getKV(t testing.TB, v *View, key string, rev int64) (*mvccpb.KeyValue, bool
 // value is readable from install on, through recent while its revision is
 // not visible and from the data dir once it is settled, and a view that
 // outlives a compaction gets storage.ErrNoRecord, which makes readers start
-// over.
+// over — unless the value is cached, which is as right an answer for it.
 func TestStoreValues(t *testing.T) {
+	for _, cacheBytes := range []int64{0, 1 << 20} {
+		t.Run(fmt.Sprintf("cache=%d", cacheBytes), func(t *testing.T) { testStoreValues(t, cacheBytes) })
+	}
+}
+
+func testStoreValues(t *testing.T, cacheBytes int64) {
 	db, _, err := storage.Open(t.TempDir(), 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	vals := NewValues(db)
+	vals := NewValues(db, cacheBytes)
 	s := NewStore(vals)
 	s.Put("k", []byte("a"), 0, 2)
 	s.Put("k", []byte("b"), 0, 3)
@@ -201,7 +208,11 @@ func TestStoreValues(t *testing.T) {
 	}
 	check("after compaction", s.Snapshot(), "k", 3, "b")
 	e, _ := v.get("k", 2)
-	if _, err := e.keyValue(false); !errors.Is(err, storage.ErrNoRecord) {
+	kv, err := e.keyValue(false)
+	switch {
+	case cacheBytes > 0 && (err != nil || string(kv.Value) != "a"):
+		t.Fatalf("cached value of a compacted record read through an old view: %v, %v; want \"a\"", kv, err)
+	case cacheBytes == 0 && !errors.Is(err, storage.ErrNoRecord):
 		t.Fatalf("compacted record read through an old view: %v, want storage.ErrNoRecord", err)
 	}
 }

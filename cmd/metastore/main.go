@@ -28,6 +28,7 @@ func main() {
 	fs.IntVar(&cfg.Shards, "shards", 0, fmt.Sprintf("number of shard actors (default: one per core, at least 2; %d here)", rpc.DefaultShards()))
 	fs.BoolVar(&cfg.InMemory, "in-memory", false, "keep everything in memory only")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", 0, "writes a shard stamps together (default 512; 1 turns batching off)")
+	fs.Int64Var(&cfg.ValueCacheBytes, "value-cache-bytes", cfg.ValueCacheBytes, "bytes of values read from the data dir to keep cached (0: none)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	version := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
