@@ -171,11 +171,8 @@ func (n *Node) load(valueCacheBytes int64) ([]*shards.Store, error) {
 	if n.db == nil {
 		return stores, nil
 	}
-	err := n.db.Load(func(key string, recs []storage.Record) error {
-		if last := recs[len(recs)-1].Rev; last > n.meta.Rev {
-			return fmt.Errorf("actors: data dir %s is corrupt: key %q has revision %d, newer than the store's %d; it was left untouched", n.db.Dir(), key, last, n.meta.Rev)
-		}
-		stores[n.router.Shard(key)].Restore(key, recs)
+	err := n.db.Load(func(key string, rec storage.Record) error {
+		stores[n.router.Shard(key)].Restore(key, rec)
 		return nil
 	})
 	if err != nil {

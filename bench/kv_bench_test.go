@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
@@ -14,11 +16,16 @@ import (
 
 var value = make([]byte, 256)
 
-func startNode(b *testing.B, shards int) *actors.Node {
+// startNode starts a node in memory, or with a data dir in a temp dir.
+func startNode(b *testing.B, shards int, durable bool) *actors.Node {
 	b.Helper()
-	n, err := actors.Start(actors.Config{Shards: shards, InMemory: true, OnFatal: func(who string, reason any) {
+	cfg := actors.Config{Shards: shards, InMemory: !durable, OnFatal: func(who string, reason any) {
 		panic(fmt.Sprintf("core actor %s failed: %v", who, reason))
-	}})
+	}}
+	if durable {
+		cfg.DataDir = b.TempDir()
+	}
+	n, err := actors.Start(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -27,10 +34,15 @@ func startNode(b *testing.B, shards int) *actors.Node {
 }
 
 // runClients splits b.N operations over clients goroutines, each calling op
-// with its client number and a running operation number.
+// with its client number and a running operation number. Besides time per
+// operation it reports the process's CPU time per operation (cpu-µs/op):
+// the clients here are goroutines calling the node directly, so nearly all
+// of it is the server's.
 func runClients(b *testing.B, clients int, op func(client int, i int64) error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	cpu := processCPU(b)
+	defer func() { b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/op") }()
 	b.ResetTimer()
 	for c := range clients {
 		wg.Add(1)
@@ -51,6 +63,15 @@ func runClients(b *testing.B, clients int, op func(client int, i int64) error) {
 	wg.Wait()
 }
 
+// processCPU is the user and system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkPut is the single-key path: one shard, one Stamp per batch.
 func BenchmarkPut(b *testing.B) {
 	ctx := context.Background()
@@ -58,13 +79,30 @@ func BenchmarkPut(b *testing.B) {
 		for _, clients := range []int{1, 16, 128} {
 			b.Run(fmt.Sprintf("shards=%d/clients=%d", shards, clients), func(b *testing.B) {
 				b.ReportAllocs()
-				n := startNode(b, shards)
+				n := startNode(b, shards, false)
 				runClients(b, clients, func(c int, i int64) error {
 					_, err := n.Put(ctx, &pb.PutRequest{Key: fmt.Appendf(nil, "key/%d", i%10000), Value: value})
 					return err
 				})
 			})
 		}
+	}
+}
+
+// BenchmarkPutDurable is BenchmarkPut with a data dir: every put waits
+// for its commit group's sync. Time per operation is the disk's; cpu-µs/op
+// is what durability costs in CPU.
+func BenchmarkPutDurable(b *testing.B) {
+	ctx := context.Background()
+	for _, clients := range []int{16, 128} {
+		b.Run(fmt.Sprintf("shards=4/clients=%d", clients), func(b *testing.B) {
+			b.ReportAllocs()
+			n := startNode(b, 4, true)
+			runClients(b, clients, func(c int, i int64) error {
+				_, err := n.Put(ctx, &pb.PutRequest{Key: fmt.Appendf(nil, "key/%d", i%10000), Value: value})
+				return err
+			})
+		})
 	}
 }
 
@@ -76,7 +114,7 @@ func BenchmarkCrossShardTxn(b *testing.B) {
 		for _, clients := range []int{1, 16} {
 			b.Run(fmt.Sprintf("shards=%d/clients=%d", shards, clients), func(b *testing.B) {
 				b.ReportAllocs()
-				n := startNode(b, shards)
+				n := startNode(b, shards, false)
 				runClients(b, clients, func(c int, i int64) error {
 					ops := make([]*pb.RequestOp, 4)
 					for k := range ops {
@@ -97,7 +135,7 @@ func BenchmarkCrossShardTxn(b *testing.B) {
 func BenchmarkRange(b *testing.B) {
 	ctx := context.Background()
 	for _, shards := range []int{1, 4, 16} {
-		n := startNode(b, shards)
+		n := startNode(b, shards, false)
 		for i := range 1000 {
 			if _, err := n.Put(ctx, &pb.PutRequest{Key: fmt.Appendf(nil, "r/%02d/%d", i%10, i), Value: value}); err != nil {
 				b.Fatal(err)

@@ -225,13 +225,15 @@ func (s *Store) Compact(rev int64) []storage.KeyRev {
 	return dropped
 }
 
-// Restore sets key's history from records loaded from disk, oldest first;
-// their values stay there. It is for building a store with Values at
-// startup, before it is published.
-func (s *Store) Restore(key string, recs []storage.Record) {
-	h := &history{key: key, recs: make([]record, len(recs))}
-	for i, r := range recs {
-		h.recs[i] = record{rev: r.Rev, create: r.Create, version: r.Version, lease: r.Lease}
+// Restore appends a record loaded from disk to key's history; records
+// come in revision order and their values stay on disk. It is for building
+// a store with Values at startup: before the store is published, a history
+// may change in place.
+func (s *Store) Restore(key string, r storage.Record) {
+	rec := record{rev: r.Rev, create: r.Create, version: r.Version, lease: r.Lease}
+	if h, ok := s.tree.Get(&history{key: key}); ok {
+		h.recs = append(h.recs, rec)
+		return
 	}
-	s.tree.Set(h)
+	s.tree.Set(&history{key: key, recs: []record{rec}})
 }

@@ -390,10 +390,10 @@ func TestDurableFormatRefused(t *testing.T) {
 		name: "newer format",
 		dir: func(t *testing.T) string {
 			dir := durWriteDir(t)
-			durWithPebble(t, dir, func(db *pebble.DB) { durPebbleSet(t, db, "m/format", "2") })
+			durWithPebble(t, dir, func(db *pebble.DB) { durPebbleSet(t, db, "m/format", "3") })
 			return dir
 		},
-		want: []string{"format", `"2"`},
+		want: []string{"format", `"3"`},
 	}, {
 		name: "unknown format",
 		dir: func(t *testing.T) string {
@@ -403,36 +403,32 @@ func TestDurableFormatRefused(t *testing.T) {
 		},
 		want: []string{"format", `"x-other"`},
 	}, {
-		name: "corrupt revision",
+		name: "corrupt compact revision",
 		dir: func(t *testing.T) string {
 			dir := durWriteDir(t)
-			durWithPebble(t, dir, func(db *pebble.DB) { durPebbleSet(t, db, "m/rev", "abc") })
+			durWithPebble(t, dir, func(db *pebble.DB) { durPebbleSet(t, db, "m/compact", "abc") })
 			return dir
 		},
-		want: []string{"corrupt", "m/rev"},
+		want: []string{"corrupt", "m/compact"},
 	}, {
 		name: "corrupt record key",
 		dir: func(t *testing.T) string {
 			dir := durWriteDir(t)
-			durWithPebble(t, dir, func(db *pebble.DB) { durPebbleSet(t, db, "k/no-terminator", "x") })
+			durWithPebble(t, dir, func(db *pebble.DB) { durPebbleSet(t, db, "r/short", "x") })
 			return dir
 		},
 		want: []string{"corrupt"},
 	}, {
-		name: "record newer than the store",
+		name: "corrupt record",
 		dir: func(t *testing.T) string {
 			dir := durWriteDir(t)
 			durWithPebble(t, dir, func(db *pebble.DB) {
-				// k/"late"/rev 1000, a create of 1000, version 1, lease 0.
-				key := append([]byte("k/late\x00\x01"), 0, 0, 0, 0, 0, 0, 0x03, 0xe8)
-				val := append([]byte{0xe8, 0x07, 1, 0}, "v"...)
-				if err := db.Set(key, val, pebble.Sync); err != nil {
-					t.Fatal(err)
-				}
+				// r/<rev 2>"k" with a create revision cut off mid-varint.
+				durPebbleSet(t, db, "r/\x00\x00\x00\x00\x00\x00\x00\x02k", "\xff")
 			})
 			return dir
 		},
-		want: []string{"corrupt", "newer"},
+		want: []string{"corrupt", `"k"`},
 	}, {
 		name: "damaged table file",
 		dir: func(t *testing.T) string {

@@ -6,22 +6,30 @@
 //	m/format            "1": the layout version; a newer one is refused
 //	m/ids               cluster ID, member ID (8 bytes each)
 //	m/shards            the shard count last used (uvarint)
-//	m/rev               the newest durable revision (8 bytes)
 //	m/compact           the compact revision (8 bytes)
 //	m/alarm             "nospace" while the NOSPACE alarm is raised
-//	k/<key>/<rev>       one record of one key: create, version (0 for a
-//	                    tombstone), lease as uvarints, then the value
+//	r/<rev><key>        one record of one key: create, version (0 for a
+//	                    tombstone) and lease as varints, then the value
 //
-// <key> is escaped so that keys sort as they do in etcd and one key's
-// records are contiguous: 0x00 becomes 0x00 0xff, and 0x00 0x01 ends it.
 // Prefixes l/ (leases), a/ (auth) and c/ (membership) are reserved, so they
 // can land without a format break.
 //
-// Records are keyed by key rather than by revision so that compaction can
-// delete exactly the records it drops, and a restart rebuilds each key's
-// history in one ordered scan. Each commit group is one pebble batch,
-// written with one sync, carrying m/rev: a restart sees a prefix of the
-// commit order, never half a revision.
+// Records are keyed by revision first, as etcd keys its bbolt bucket, so
+// that writes append at the end of the key space, and no metadata is
+// written with them: the store's revision is the newest record's, or the
+// compact revision if compaction removed every record above it (a
+// compaction never removes a record newer than the compact revision).
+// pebble can then move new tables down its levels without rewriting older
+// ones. Keyed by key, random writes overlapped every table; and a revision
+// counter written in every commit group did the same on its own (it made
+// every new table span from m/ to the newest record). Either way each
+// compaction rewrote the whole bottom level, which cost a quarter of a
+// durable put's CPU (profile in docs/benchmarks.md). Compaction still
+// deletes exactly the records it drops, since each names its (revision,
+// key).
+//
+// Each commit group is one pebble batch written with one sync: a restart
+// sees a prefix of the commit order, never half a revision.
 package storage
 
 import (
@@ -40,16 +48,15 @@ import (
 )
 
 // Format is the layout version this build writes and reads.
-const Format = "1"
+const Format = "2"
 
 var (
-	keyFormat  = []byte("m/format")
-	keyIDs     = []byte("m/ids")
-	keyShards  = []byte("m/shards")
-	keyRev     = []byte("m/rev")
-	keyCompact = []byte("m/compact")
-	keyAlarm   = []byte("m/alarm")
-	prefixKeys = []byte("k/")
+	keyFormat     = []byte("m/format")
+	keyIDs        = []byte("m/ids")
+	keyShards     = []byte("m/shards")
+	keyCompact    = []byte("m/compact")
+	keyAlarm      = []byte("m/alarm")
+	prefixRecords = []byte("r/")
 )
 
 // ErrNotMetaStore is returned for a data dir that holds something else.
@@ -183,7 +190,6 @@ func (d *DB) create(shards int) (Meta, error) {
 	binary.BigEndian.PutUint64(ids[8:], m.MemberID)
 	_ = b.Set(keyIDs, ids, nil)
 	_ = b.Set(keyShards, binary.AppendUvarint(nil, uint64(shards)), nil)
-	_ = b.Set(keyRev, be64(1), nil)
 	_ = b.Set(keyCompact, be64(0), nil)
 	// The format marker goes last in the same batch: a dir with it is
 	// complete.
@@ -215,12 +221,14 @@ func (d *DB) readMeta() (Meta, error) {
 		return Meta{}, fmt.Errorf("corrupt shard count (%v)", err)
 	}
 	m.Shards = int(n)
-	if m.Rev, err = d.getInt(keyRev); err != nil {
-		return Meta{}, err
-	}
 	if m.Compact, err = d.getInt(keyCompact); err != nil {
 		return Meta{}, err
 	}
+	last, err := d.lastRev()
+	if err != nil {
+		return Meta{}, err
+	}
+	m.Rev = max(1, m.Compact, last)
 	alarm, err := d.get(keyAlarm)
 	if err != nil {
 		return Meta{}, err
@@ -252,6 +260,20 @@ func (d *DB) getInt(key []byte) (int64, error) {
 	return int64(binary.BigEndian.Uint64(v)), nil
 }
 
+// lastRev is the revision of the newest record, 0 if there is none.
+func (d *DB) lastRev() (int64, error) {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefixRecords, UpperBound: []byte("r0")})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	rev, _, err := decodeRecordKey(it.Key())
+	return rev, err
+}
+
 // Record is the metadata of one stored revision of one key. Its value stays
 // on disk: Value reads it.
 type Record struct {
@@ -262,20 +284,17 @@ type Record struct {
 // that compaction has removed, or one not yet committed.
 var ErrNoRecord = errors.New("storage: no such record")
 
-// Load calls fn once per key, in key order, with its records in revision
-// order. Every record is decoded, so that a corrupt one fails the load
-// before the dir is written to. It stops at the first error fn returns.
-func (d *DB) Load(fn func(key string, recs []Record) error) error {
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefixKeys, UpperBound: []byte("k0")})
+// Load calls fn once per record, in revision order. Every record is
+// decoded, so that a corrupt one fails the load before the dir is written
+// to. It stops at the first error fn returns.
+func (d *DB) Load(fn func(key string, rec Record) error) error {
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefixRecords, UpperBound: []byte("r0")})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
-	var cur string
-	var recs []Record
-	have := false
 	for it.First(); it.Valid(); it.Next() {
-		key, rev, err := decodeRecordKey(it.Key())
+		rev, key, err := decodeRecordKey(it.Key())
 		if err != nil {
 			return fmt.Errorf("%s: %w", d.dir, err)
 		}
@@ -287,27 +306,16 @@ func (d *DB) Load(fn func(key string, recs []Record) error) error {
 		if err != nil {
 			return fmt.Errorf("storage: %s: key %q revision %d: %w", d.dir, key, rev, err)
 		}
-		if have && key != cur {
-			if err := fn(cur, recs); err != nil {
-				return err
-			}
-			recs = nil
+		if err := fn(key, rec); err != nil {
+			return err
 		}
-		cur, have = key, true
-		recs = append(recs, rec)
 	}
-	if err := it.Error(); err != nil {
-		return err
-	}
-	if have {
-		return fn(cur, recs)
-	}
-	return nil
+	return it.Error()
 }
 
 // Value returns the value that key was given at revision rev.
 func (d *DB) Value(key string, rev int64) ([]byte, error) {
-	b, closer, err := d.db.Get(recordKey(key, rev))
+	b, closer, err := d.db.Get(recordKey(rev, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNoRecord
 	}
@@ -335,7 +343,6 @@ type Entry struct {
 func (d *DB) Commit(entries []Entry, compact int64) error {
 	b := d.db.NewBatch()
 	defer b.Close()
-	var last int64
 	for _, e := range entries {
 		for _, m := range e.Muts {
 			create := m.Create
@@ -345,12 +352,8 @@ func (d *DB) Commit(entries []Entry, compact int64) error {
 			if m.Delete {
 				create = 0
 			}
-			_ = b.Set(recordKey(m.Key, e.Rev), encodeRecord(create, m.Version, m.Lease, m.Value), nil)
+			_ = b.Set(recordKey(e.Rev, m.Key), encodeRecord(create, m.Version, m.Lease, m.Value), nil)
 		}
-		last = e.Rev
-	}
-	if last > 0 {
-		_ = b.Set(keyRev, be64(last), nil)
 	}
 	if compact > 0 {
 		_ = b.Set(keyCompact, be64(compact), nil)
@@ -373,7 +376,7 @@ func (d *DB) Drop(recs []KeyRev) error {
 	b := d.db.NewBatch()
 	defer b.Close()
 	for _, r := range recs {
-		_ = b.Delete(recordKey(r.Key, r.Rev), nil)
+		_ = b.Delete(recordKey(r.Rev, r.Key), nil)
 	}
 	return b.Commit(pebble.NoSync)
 }
@@ -395,49 +398,31 @@ func (d *DB) Size() int64 { return int64(d.db.Metrics().DiskSpaceUsage()) }
 // CompactRange asks pebble to rewrite its files so that deleted records
 // free their space now rather than in time.
 func (d *DB) CompactRange() error {
-	return d.db.Compact(context.Background(), prefixKeys, []byte("k0"), true)
+	return d.db.Compact(context.Background(), prefixRecords, []byte("r0"), true)
 }
 
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
 
-func recordKey(key string, rev int64) []byte {
-	out := make([]byte, 0, len(prefixKeys)+len(key)+2+8+2)
-	out = append(out, prefixKeys...)
-	for i := 0; i < len(key); i++ {
-		out = append(out, key[i])
-		if key[i] == 0 {
-			out = append(out, 0xff)
-		}
-	}
-	out = append(out, 0, 1)
-	return binary.BigEndian.AppendUint64(out, uint64(rev))
+// recordKey names the record of key at revision rev. Revisions are not
+// negative, so big-endian bytes sort as the numbers do.
+func recordKey(rev int64, key string) []byte {
+	out := make([]byte, 0, len(prefixRecords)+8+len(key))
+	out = append(out, prefixRecords...)
+	out = binary.BigEndian.AppendUint64(out, uint64(rev))
+	return append(out, key...)
 }
 
-func decodeRecordKey(k []byte) (string, int64, error) {
-	k = k[len(prefixKeys):]
-	key := make([]byte, 0, len(k))
-	for i := 0; i < len(k); i++ {
-		if k[i] != 0 {
-			key = append(key, k[i])
-			continue
-		}
-		if i+1 >= len(k) {
-			break
-		}
-		switch k[i+1] {
-		case 0xff:
-			key = append(key, 0)
-			i++
-		case 1:
-			rest := k[i+2:]
-			if len(rest) != 8 {
-				return "", 0, fmt.Errorf("storage: corrupt record key %q", k)
-			}
-			return string(key), int64(binary.BigEndian.Uint64(rest)), nil
-		}
+func decodeRecordKey(k []byte) (int64, string, error) {
+	rest := k[len(prefixRecords):]
+	if len(rest) <= 8 {
+		return 0, "", fmt.Errorf("storage: corrupt record key %q", k)
 	}
-	return "", 0, fmt.Errorf("storage: corrupt record key %q", k)
+	rev := int64(binary.BigEndian.Uint64(rest))
+	if rev < 1 {
+		return 0, "", fmt.Errorf("storage: corrupt record key %q", k)
+	}
+	return rev, string(rest[8:]), nil
 }
 
 func encodeRecord(create, version, lease int64, value []byte) []byte {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,37 +14,30 @@ import (
 )
 
 // FuzzRecordKey checks that record keys decode to what was encoded and sort
-// like (key, revision) pairs, so that one key's records are contiguous and
-// keys come back in etcd's order.
+// like (revision, key) pairs, so that a load reads them in revision order.
 func FuzzRecordKey(f *testing.F) {
 	f.Add("a", int64(1), "a\x00", int64(2))
 	f.Add("a\x00b", int64(7), "a", int64(9))
 	f.Add("\x00\x01", int64(3), "\x00", int64(3))
 	f.Add("k\xff", int64(1<<40), "k", int64(1))
 	f.Fuzz(func(t *testing.T, k1 string, r1 int64, k2 string, r2 int64) {
-		if r1 < 0 || r2 < 0 {
+		if r1 < 1 || r2 < 1 || k1 == "" || k2 == "" {
 			return
 		}
-		e1, e2 := recordKey(k1, r1), recordKey(k2, r2)
+		e1, e2 := recordKey(r1, k1), recordKey(r2, k2)
 		for _, c := range []struct {
 			enc []byte
 			key string
 			rev int64
 		}{{e1, k1, r1}, {e2, k2, r2}} {
-			k, r, err := decodeRecordKey(c.enc)
+			r, k, err := decodeRecordKey(c.enc)
 			if err != nil || k != c.key || r != c.rev {
-				t.Fatalf("decode(%q) = %q, %d, %v; want %q, %d", c.enc, k, r, err, c.key, c.rev)
+				t.Fatalf("decode(%q) = %d, %q, %v; want %d, %q", c.enc, r, k, err, c.rev, c.key)
 			}
 		}
-		want := strings.Compare(k1, k2)
-		if want == 0 {
-			want = map[bool]int{true: -1, false: 1}[r1 < r2]
-			if r1 == r2 {
-				want = 0
-			}
-		}
+		want := cmp.Or(cmp.Compare(r1, r2), strings.Compare(k1, k2))
 		if got := bytes.Compare(e1, e2); got != want {
-			t.Fatalf("order of (%q,%d) vs (%q,%d): %d, want %d", k1, r1, k2, r2, got, want)
+			t.Fatalf("order of (%d,%q) vs (%d,%q): %d, want %d", r1, k1, r2, k2, got, want)
 		}
 	})
 }
@@ -67,12 +61,12 @@ func TestOpenRefusesOtherDirs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.db.Set(keyFormat, []byte("2"), nil); err != nil {
+		if err := db.db.Set(keyFormat, []byte("3"), nil); err != nil {
 			t.Fatal(err)
 		}
 		db.Close()
 		_, _, err = Open(dir, 0, 1)
-		if err == nil || !strings.Contains(err.Error(), `format "2"`) {
+		if err == nil || !strings.Contains(err.Error(), `format "3"`) {
 			t.Fatalf("err %v, want a format error", err)
 		}
 	})
@@ -106,7 +100,7 @@ func TestCommitLoadRoundTrip(t *testing.T) {
 		t.Fatalf("meta after reopen %+v", meta)
 	}
 	got := map[string][]Record{}
-	if err := db.Load(func(k string, recs []Record) error { got[k] = recs; return nil }); err != nil {
+	if err := db.Load(func(k string, rec Record) error { got[k] = append(got[k], rec); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string][]Record{
