@@ -64,7 +64,8 @@ func testConcurrentWritesAndReads(t *testing.T, n *Node) {
 	}
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
-	for range 2 {
+	// background runs step until stop is closed or step returns false.
+	background := func(step func() bool) {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
@@ -74,35 +75,35 @@ func testConcurrentWritesAndReads(t *testing.T, n *Node) {
 					return
 				default:
 				}
-				resp, err := n.Range(&pb.RangeRequest{Key: []byte("g/"), RangeEnd: []byte("g0")})
-				if err != nil {
-					t.Error(err)
+				if !step() {
 					return
-				}
-				for _, kv := range resp.Kvs {
-					if string(kv.Value) != string(resp.Kvs[0].Value) {
-						t.Errorf("reader saw half a Txn at revision %d: %q vs %q", resp.Header.Revision, kv.Value, resp.Kvs[0].Value)
-						return
-					}
 				}
 			}
 		}()
 	}
-	readers.Add(1)
-	go func() {
-		defer readers.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := n.Compact(ctx, n.Revision(), false); err != nil && err != shards.ErrCompacted {
+	for range 2 {
+		background(func() bool {
+			resp, err := n.Range(&pb.RangeRequest{Key: []byte("g/"), RangeEnd: []byte("g0")})
+			if err != nil {
 				t.Error(err)
-				return
+				return false
 			}
+			for _, kv := range resp.Kvs {
+				if string(kv.Value) != string(resp.Kvs[0].Value) {
+					t.Errorf("reader saw half a Txn at revision %d: %q vs %q", resp.Header.Revision, kv.Value, resp.Kvs[0].Value)
+					return false
+				}
+			}
+			return true
+		})
+	}
+	background(func() bool {
+		if _, err := n.Compact(ctx, n.Revision(), false); err != nil && err != shards.ErrCompacted {
+			t.Error(err)
+			return false
 		}
-	}()
+		return true
+	})
 	var writersWG sync.WaitGroup
 	for w := range writers {
 		writersWG.Add(1)
