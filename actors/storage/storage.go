@@ -3,7 +3,7 @@
 //
 // Layout (all integers big-endian unless noted):
 //
-//	m/format            "1": the layout version; a newer one is refused
+//	m/format            "2": the layout version; any other is refused
 //	m/ids               cluster ID, member ID (8 bytes each)
 //	m/shards            the shard count last used (uvarint)
 //	m/compact           the compact revision (8 bytes)
