@@ -217,9 +217,6 @@ func (n *Node) Meta() storage.Meta { return n.meta }
 // NoSpace reports whether the NOSPACE alarm is raised.
 func (n *Node) NoSpace() bool { return n.revs.NoSpace() }
 
-// Shards returns the shard count.
-func (n *Node) Shards() int { return n.router.Shards() }
-
 // Revision returns the visible revision.
 func (n *Node) Revision() int64 { return n.revs.Visible() }
 

@@ -5,8 +5,9 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
-// Router maps keys to shards by hash. The count is fixed for the life of a
-// data dir: a key never moves.
+// Router maps keys to shards by hash. A key's shard depends on the count of
+// this run only: records are not stored by shard, so the count may change
+// from one start to the next.
 type Router struct {
 	n int
 }

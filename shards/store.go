@@ -147,16 +147,6 @@ func (s *Store) Settle(visible int64) {
 	}
 }
 
-// Latest returns the current record of key, if the key exists.
-func (s *Store) Latest(key string) (*history, *record, bool) {
-	h, ok := s.tree.Get(&history{key: key})
-	if !ok {
-		return nil, nil, false
-	}
-	r, ok := h.latest()
-	return h, r, ok
-}
-
 // Put writes key at revision rev and returns the record it wrote.
 // NB: rev must be greater than every revision already in the store.
 func (s *Store) Put(key string, value []byte, lease, rev int64) record {

@@ -34,7 +34,6 @@ package storage
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -389,17 +388,8 @@ func (d *DB) SetNoSpace(on bool) error {
 	return d.db.Delete(keyAlarm, pebble.Sync)
 }
 
-// Dir is the data dir's path.
-func (d *DB) Dir() string { return d.dir }
-
 // Size is the disk space the database uses, in bytes.
 func (d *DB) Size() int64 { return int64(d.db.Metrics().DiskSpaceUsage()) }
-
-// CompactRange asks pebble to rewrite its files so that deleted records
-// free their space now rather than in time.
-func (d *DB) CompactRange() error {
-	return d.db.Compact(context.Background(), prefixRecords, []byte("r0"), true)
-}
 
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
