@@ -1,0 +1,110 @@
+package sequencer
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/actors/storage"
+)
+
+// gatedLog is a Log whose first Commit waits for gate to close, so that a
+// test can pile writes up behind a sync. It records every revision in the
+// order it was committed, and how many commits there were.
+type gatedLog struct {
+	gate    chan struct{}
+	started chan struct{} // closed when the first Commit has begun
+
+	mu      sync.Mutex
+	commits int
+	revs    []int64
+}
+
+func (l *gatedLog) Commit(entries []storage.Entry, compact int64) error {
+	l.mu.Lock()
+	l.commits++
+	first := l.commits == 1
+	l.mu.Unlock()
+	if first {
+		close(l.started)
+		<-l.gate
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range entries {
+		l.revs = append(l.revs, e.Rev)
+	}
+	return nil
+}
+
+func (l *gatedLog) Size() int64              { return 0 }
+func (l *gatedLog) SetNoSpace(on bool) error { return nil }
+
+// TestCommitsMergeWhatQueuedDuringASync holds the first sync while more
+// writes are stamped than the committer's queue holds, then releases it:
+// every revision must reach the log exactly once and in order, the writes
+// queued meanwhile must share a few commits instead of one each, and every
+// revision must become visible.
+func TestCommitsMergeWhatQueuedDuringASync(t *testing.T) {
+	log := &gatedLog{gate: make(chan struct{}), started: make(chan struct{})}
+	revs := &Revisions{}
+	system := actor.NewActorSystem()
+	root := system.Root
+	seq := root.Spawn(Props(Config{Revisions: revs, Log: log}))
+	defer root.Stop(seq)
+
+	var stamped atomic.Int64
+	shard := root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*msg.Stamped); ok {
+			stamped.Add(1)
+		}
+	}))
+	defer root.Stop(shard)
+
+	stamp := func() {
+		root.Send(seq, &msg.Stamp{Writes: [][]msg.Mutation{{{Key: "k", Value: []byte("v")}}}, Parts: 1, ReplyTo: shard})
+	}
+	stamp()
+	<-log.started
+	// The first commit holds revision 1; the queue fills, and the rest waits
+	// in the sequencer's pending group.
+	n := int64(1 + commitQueue + 500)
+	for range n - 1 {
+		stamp()
+	}
+	waitFor(t, "every stamp answered", func() bool { return stamped.Load() == n })
+	root.Send(seq, &msg.Installed{From: 1, To: n})
+	close(log.gate)
+	waitFor(t, "every revision visible", func() bool { return revs.Visible() == n })
+
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	want := make([]int64, n)
+	for i := range want {
+		want[i] = int64(i) + 1
+	}
+	if !slices.Equal(log.revs, want) {
+		t.Fatalf("the log saw %d revisions, not 1..%d in order (first ones %v)", len(log.revs), n, log.revs[:min(len(log.revs), 10)])
+	}
+	// One commit for revision 1, one for everything queued behind it, and
+	// at most one more for what was still pending when that one began.
+	if log.commits > 3 {
+		t.Fatalf("%d revisions took %d commits, want at most 3", n, log.commits)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
