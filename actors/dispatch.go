@@ -1,6 +1,64 @@
 package actors
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Mailbox is how the core actors (shards, coordinator, sequencer) receive
+// their messages: which goroutine runs an actor, and which queue holds what
+// waits for it. It is a knob for studying the design; answers do not
+// change with it.
+type Mailbox struct {
+	// Dispatcher is DispatcherPinned (the default) or DispatcherGoroutine.
+	Dispatcher string
+	// Queue is QueueRing (the default) or QueueMPSC.
+	Queue string
+}
+
+// The dispatchers and queues a Mailbox may name.
+const (
+	// DispatcherPinned runs each actor on one long-lived goroutine.
+	DispatcherPinned = "pinned"
+	// DispatcherGoroutine is protoactor-go's default: a new goroutine each
+	// time a mailbox goes from empty to busy.
+	DispatcherGoroutine = "goroutine"
+	// QueueRing is protoactor-go's default queue: a ring buffer behind a
+	// mutex.
+	QueueRing = "ring"
+	// QueueMPSC is protoactor-go's lock-free multi-producer queue, a linked
+	// list with one allocation per message.
+	QueueMPSC = "mpsc"
+)
+
+// props returns a function that makes the props options of one core actor,
+// and records every pinned dispatcher in pinned so that it can be closed.
+func (m Mailbox) props(pinned *[]*pinnedDispatcher) (func() []actor.PropsOption, error) {
+	var queue actor.MailboxProducer
+	switch m.Queue {
+	case "", QueueRing:
+		queue = actor.Unbounded()
+	case QueueMPSC:
+		queue = actor.UnboundedLockfree()
+	default:
+		return nil, fmt.Errorf("actors: unknown mailbox queue %q (want %s or %s)", m.Queue, QueueRing, QueueMPSC)
+	}
+	switch m.Dispatcher {
+	case "", DispatcherPinned:
+		return func() []actor.PropsOption {
+			d := newPinnedDispatcher()
+			*pinned = append(*pinned, d)
+			return []actor.PropsOption{actor.WithMailbox(queue), actor.WithDispatcher(d)}
+		}, nil
+	case DispatcherGoroutine:
+		d := actor.NewDefaultDispatcher(dispatchThroughput)
+		return func() []actor.PropsOption {
+			return []actor.PropsOption{actor.WithMailbox(queue), actor.WithDispatcher(d)}
+		}, nil
+	}
+	return nil, fmt.Errorf("actors: unknown dispatcher %q (want %s or %s)", m.Dispatcher, DispatcherPinned, DispatcherGoroutine)
+}
 
 // dispatchThroughput is how many messages an actor handles before its
 // goroutine yields to let the Go scheduler run others.

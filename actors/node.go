@@ -33,6 +33,9 @@ type Config struct {
 	// ValueCacheBytes bounds the cache of values read from the data dir
 	// (0: none).
 	ValueCacheBytes int64
+	// Mailbox is how the core actors receive messages (zero: pinned
+	// goroutines, ring queues) — a knob for studying the design.
+	Mailbox Mailbox
 	// Logger receives the node's own lines and the actor system's warnings.
 	Logger *slog.Logger
 	// OnFatal is called when a core actor fails. The default logs and
@@ -68,6 +71,10 @@ func Start(cfg Config) (*Node, error) {
 		onFatal = exitOnFatal(logger)
 	}
 	n := &Node{revs: &sequencer.Revisions{}}
+	mailbox, err := cfg.Mailbox.props(&n.dispatchers)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Shards < 0 || (cfg.Shards == 0 && cfg.DefaultShards < 1) {
 		return nil, fmt.Errorf("actors: shard count must be at least 1, got %d", cfg.Shards)
 	}
@@ -97,11 +104,6 @@ func Start(cfg Config) (*Node, error) {
 		return slog.New(levelAtLeast{quiet.Handler(), slog.LevelWarn})
 	}))
 	guard := actor.WithGuardian(&fatalStrategy{onFatal: onFatal})
-	pinned := func() actor.PropsOption {
-		d := newPinnedDispatcher()
-		n.dispatchers = append(n.dispatchers, d)
-		return actor.WithDispatcher(d)
-	}
 	root := n.system.Root
 	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace}
 	var dropped func([]storage.KeyRev)
@@ -114,7 +116,7 @@ func Start(cfg Config) (*Node, error) {
 			}
 		}
 	}
-	if n.sequencer, err = root.SpawnNamed(sequencer.Props(seqCfg).Configure(guard, pinned()), "sequencer"); err != nil {
+	if n.sequencer, err = root.SpawnNamed(sequencer.Props(seqCfg).Configure(append(mailbox(), guard)...), "sequencer"); err != nil {
 		return nil, n.abort(err)
 	}
 	leases := func(int64) bool { return false }
@@ -128,7 +130,7 @@ func Start(cfg Config) (*Node, error) {
 			Leases:    leases,
 			Dropped:   dropped,
 			MaxBatch:  cfg.MaxBatch,
-		}).Configure(guard, pinned())
+		}).Configure(append(mailbox(), guard)...)
 		pid, err := root.SpawnNamed(props, fmt.Sprintf("shard-%d", i))
 		if err != nil {
 			return nil, n.abort(err)
@@ -141,7 +143,7 @@ func Start(cfg Config) (*Node, error) {
 		Sequencer: n.sequencer,
 		Revisions: n.revs,
 		Leases:    leases,
-	}).Configure(guard, pinned()), "coordinator")
+	}).Configure(append(mailbox(), guard)...), "coordinator")
 	if err != nil {
 		return nil, n.abort(err)
 	}

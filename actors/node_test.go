@@ -2,7 +2,11 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -14,9 +18,16 @@ import (
 // startNode starts a node in memory, or with a data dir in a temp dir.
 func startNode(t testing.TB, shards int, durable bool) *Node {
 	t.Helper()
-	cfg := Config{Shards: shards, InMemory: !durable, OnFatal: func(who string, reason any) {
+	return startNodeWith(t, Config{Shards: shards}, durable)
+}
+
+// startNodeWith is startNode with more of the config given.
+func startNodeWith(t testing.TB, cfg Config, durable bool) *Node {
+	t.Helper()
+	cfg.InMemory = !durable
+	cfg.OnFatal = func(who string, reason any) {
 		panic(fmt.Sprintf("core actor %s failed: %v", who, reason))
-	}}
+	}
 	if durable {
 		cfg.DataDir = t.TempDir()
 	}
@@ -44,6 +55,34 @@ func TestConcurrentWritesAndReads(t *testing.T) {
 		t.Run(map[bool]string{false: "in-memory", true: "durable"}[durable], func(t *testing.T) {
 			testConcurrentWritesAndReads(t, startNode(t, 4, durable))
 		})
+	}
+}
+
+// TestMailboxKinds runs the concurrent test on every dispatcher and queue
+// the Mailbox knob offers: the knob must change how fast, never what.
+func TestMailboxKinds(t *testing.T) {
+	for _, d := range []string{DispatcherPinned, DispatcherGoroutine} {
+		for _, q := range []string{QueueRing, QueueMPSC} {
+			t.Run(d+"/"+q, func(t *testing.T) {
+				testConcurrentWritesAndReads(t, startNodeWith(t, Config{Shards: 4, Mailbox: Mailbox{Dispatcher: d, Queue: q}}, false))
+			})
+		}
+	}
+}
+
+// TestUnknownMailboxRefused checks that a mailbox the knob does not offer
+// stops the start before the data dir is touched.
+func TestUnknownMailboxRefused(t *testing.T) {
+	for _, m := range []Mailbox{{Dispatcher: "threads"}, {Queue: "priority"}} {
+		dir := filepath.Join(t.TempDir(), "data")
+		n, err := Start(Config{Shards: 2, DataDir: dir, Mailbox: m})
+		if err == nil {
+			n.Stop()
+			t.Fatalf("%+v: started, want an error", m)
+		}
+		if _, statErr := os.Stat(dir); !errors.Is(statErr, fs.ErrNotExist) {
+			t.Fatalf("%+v: the data dir was touched (%v)", m, statErr)
+		}
 	}
 }
 

@@ -19,9 +19,16 @@ var value = make([]byte, 256)
 // startNode starts a node in memory, or with a data dir in a temp dir.
 func startNode(b *testing.B, shards int, durable bool) *actors.Node {
 	b.Helper()
-	cfg := actors.Config{Shards: shards, InMemory: !durable, OnFatal: func(who string, reason any) {
+	return startNodeWith(b, actors.Config{Shards: shards}, durable)
+}
+
+// startNodeWith is startNode with more of the config given.
+func startNodeWith(b *testing.B, cfg actors.Config, durable bool) *actors.Node {
+	b.Helper()
+	cfg.InMemory = !durable
+	cfg.OnFatal = func(who string, reason any) {
 		panic(fmt.Sprintf("core actor %s failed: %v", who, reason))
-	}}
+	}
 	if durable {
 		cfg.DataDir = b.TempDir()
 	}
@@ -103,6 +110,24 @@ func BenchmarkPutDurable(b *testing.B) {
 				return err
 			})
 		})
+	}
+}
+
+// BenchmarkPutMailbox is BenchmarkPut at 4 shards and 128 clients on every
+// dispatcher and queue of the Mailbox knob.
+func BenchmarkPutMailbox(b *testing.B) {
+	ctx := context.Background()
+	for _, d := range []string{actors.DispatcherPinned, actors.DispatcherGoroutine} {
+		for _, q := range []string{actors.QueueRing, actors.QueueMPSC} {
+			b.Run(fmt.Sprintf("dispatcher=%s/queue=%s", d, q), func(b *testing.B) {
+				b.ReportAllocs()
+				n := startNodeWith(b, actors.Config{Shards: 4, Mailbox: actors.Mailbox{Dispatcher: d, Queue: q}}, false)
+				runClients(b, 128, func(c int, i int64) error {
+					_, err := n.Put(ctx, &pb.PutRequest{Key: fmt.Appendf(nil, "key/%d", i%10000), Value: value})
+					return err
+				})
+			})
+		}
 	}
 }
 

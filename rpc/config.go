@@ -3,6 +3,8 @@ package rpc
 import (
 	"log/slog"
 	"runtime"
+
+	"github.com/metastore/metastore/actors"
 )
 
 // Config is everything a MetaStore server needs to start. Field names follow
@@ -34,6 +36,8 @@ type Config struct {
 	// ValueCacheBytes bounds the cache of values read from the data dir;
 	// 0 means none.
 	ValueCacheBytes int64
+	// Mailbox is how the core actors receive messages (zero: the default).
+	Mailbox actors.Mailbox
 	// PprofAddr, if set, serves net/http/pprof there (e.g. 127.0.0.1:6060).
 	PprofAddr string
 	// Logger receives the server's log lines; nil means slog.Default().

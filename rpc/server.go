@@ -79,6 +79,7 @@ func Start(cfg Config) (*Server, error) {
 		QuotaBytes:      quota,
 		MaxBatch:        cfg.MaxBatch,
 		ValueCacheBytes: cfg.ValueCacheBytes,
+		Mailbox:         cfg.Mailbox,
 		Logger:          cfg.Logger,
 	})
 	if err != nil {

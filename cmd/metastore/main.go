@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/metastore/metastore/actors"
 	"github.com/metastore/metastore/rpc"
 )
 
@@ -29,6 +30,8 @@ func main() {
 	fs.BoolVar(&cfg.InMemory, "in-memory", false, "keep everything in memory only")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", 0, "writes a shard stamps together (default 512; 1 turns batching off)")
 	fs.Int64Var(&cfg.ValueCacheBytes, "value-cache-bytes", cfg.ValueCacheBytes, "bytes of values read from the data dir to keep cached (0: none)")
+	fs.StringVar(&cfg.Mailbox.Dispatcher, "mailbox-dispatcher", actors.DispatcherPinned, "how core actors run: pinned (one goroutine each) or goroutine (protoactor's default, one per wake-up)")
+	fs.StringVar(&cfg.Mailbox.Queue, "mailbox-queue", actors.QueueRing, "the core actors' message queue: ring (protoactor's default) or mpsc (lock-free)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	version := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
