@@ -195,8 +195,7 @@ func (n *Node) load(valueCacheBytes int64) ([]*shards.Store, error) {
 }
 
 func (n *Node) abort(err error) error {
-	n.system.Shutdown()
-	n.closeDispatchers()
+	n.stopActors()
 	n.closeDB()
 	return err
 }
@@ -306,16 +305,26 @@ func (n *Node) Compact(ctx context.Context, rev int64, physical bool) (int64, er
 // Stop drains and stops the actors: the coordinator and the shards first
 // (their queued writes still reach the sequencer), the sequencer last.
 func (n *Node) Stop() {
+	n.stopActors()
+	n.closeDB()
+}
+
+// stopActors stops whichever core actors were spawned, in dependency order,
+// then the actor system and the pinned goroutines.
+func (n *Node) stopActors() {
 	var futures []*actor.Future
-	futures = append(futures, n.system.Root.PoisonFuture(n.coordinator))
+	if n.coordinator != nil {
+		futures = append(futures, n.system.Root.PoisonFuture(n.coordinator))
+	}
 	for _, pid := range n.shardPIDs {
 		futures = append(futures, n.system.Root.PoisonFuture(pid))
 	}
 	for _, f := range futures {
 		_ = f.Wait()
 	}
-	_ = n.system.Root.PoisonFuture(n.sequencer).Wait()
+	if n.sequencer != nil {
+		_ = n.system.Root.PoisonFuture(n.sequencer).Wait()
+	}
 	n.system.Shutdown()
 	n.closeDispatchers()
-	n.closeDB()
 }

@@ -59,14 +59,30 @@ func TestConcurrentWritesAndReads(t *testing.T) {
 }
 
 // TestMailboxKinds runs the concurrent test on every dispatcher and queue
-// the Mailbox knob offers: the knob must change how fast, never what.
+// the Mailbox knob offers, in memory and (on the kind furthest from the
+// default) durable: the knob must change how fast, never what.
 func TestMailboxKinds(t *testing.T) {
-	for _, d := range []string{DispatcherPinned, DispatcherGoroutine} {
-		for _, q := range []string{QueueRing, QueueMPSC} {
-			t.Run(d+"/"+q, func(t *testing.T) {
-				testConcurrentWritesAndReads(t, startNodeWith(t, Config{Shards: 4, Mailbox: Mailbox{Dispatcher: d, Queue: q}}, false))
-			})
-		}
+	const shardCount = 4
+	cases := []struct {
+		mailbox Mailbox
+		durable bool
+		pinned  int // pinned goroutines: the shards, the coordinator, the sequencer
+	}{
+		{Mailbox{DispatcherPinned, QueueRing}, false, shardCount + 2},
+		{Mailbox{DispatcherPinned, QueueMPSC}, false, shardCount + 2},
+		{Mailbox{DispatcherGoroutine, QueueRing}, false, 0},
+		{Mailbox{DispatcherGoroutine, QueueMPSC}, false, 0},
+		{Mailbox{DispatcherGoroutine, QueueMPSC}, true, 0},
+	}
+	for _, tc := range cases {
+		name := tc.mailbox.Dispatcher + "/" + tc.mailbox.Queue + map[bool]string{false: "/in-memory", true: "/durable"}[tc.durable]
+		t.Run(name, func(t *testing.T) {
+			n := startNodeWith(t, Config{Shards: shardCount, Mailbox: tc.mailbox}, tc.durable)
+			if got := len(n.dispatchers); got != tc.pinned {
+				t.Fatalf("%d pinned goroutines, want %d", got, tc.pinned)
+			}
+			testConcurrentWritesAndReads(t, n)
+		})
 	}
 }
 

@@ -101,8 +101,14 @@ func (s *sequencer) Receive(ctx actor.Context) {
 			go s.committer(ctx.ActorSystem().Root, ctx.Self())
 		}
 	case *actor.Stopped:
-		// Wait out a commit in flight: the log is closed right after.
+		// Commit what is stamped, then wait for the committer: the log is
+		// closed right after. It is still running, so the send cannot
+		// block for long.
 		if s.commits != nil {
+			if s.pending != nil {
+				s.commits <- s.pending
+				s.pending = nil
+			}
 			close(s.commits)
 			<-s.stopped
 		}
@@ -178,22 +184,21 @@ func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
 	}
 }
 
-// drain merges into g, in order, the groups queued behind it.
+// drain merges into g, in order, the groups queued behind it when it
+// starts; what arrives meanwhile waits for the next commit, so that a
+// steady stream of stamps cannot put the sync off.
 func drain(g *group, queue <-chan *group) *group {
-	for {
-		select {
-		case next, ok := <-queue:
-			if !ok {
-				return g
-			}
-			g.entries = append(g.entries, next.entries...)
-			g.last = max(g.last, next.last)
-			g.compact = max(g.compact, next.compact)
-			g.replies = append(g.replies, next.replies...)
-		default:
-			return g
+	for range len(queue) {
+		next, ok := <-queue
+		if !ok {
+			break
 		}
+		g.entries = append(g.entries, next.entries...)
+		g.last = max(g.last, next.last)
+		g.compact = max(g.compact, next.compact)
+		g.replies = append(g.replies, next.replies...)
 	}
+	return g
 }
 
 func (s *sequencer) synced(m *synced) {

@@ -70,7 +70,11 @@ func TestCommitsMergeWhatQueuedDuringASync(t *testing.T) {
 		root.Send(seq, &msg.Stamp{Writes: [][]msg.Mutation{{{Key: "k", Value: []byte("v")}}}, Parts: 1, ReplyTo: shard})
 	}
 	stamp()
-	<-log.started
+	select {
+	case <-log.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for the first commit")
+	}
 	// The first commit holds revision 1; the queue fills, and the rest waits
 	// in the sequencer's pending group.
 	n := int64(1 + commitQueue + 500)
