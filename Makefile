@@ -112,10 +112,11 @@ bench-quick: build tools
 	$(GO) run ./bench/harness --bin $(BIN) --quick $(HARNESS_ARGS)
 
 ## bench-sweep: MetaStore alone (durable, in-memory) on put-100 and txn-put
-## across 1..32 shards and with write batching on and off (--max-batch 512
-## and 1); tables and charts in docs/benchmarks.md and docs/img/. Half the
-## full totals, 3 rounds (median shown): about a quarter of an hour (14 min on a 2-core VM).
-SWEEP_ARGS := --sweep-shards 1,2,4,8,16,32 --sweep-batch
+## across 1..32 shards, with write batching on and off (--max-batch 512
+## and 1), and on each mailbox kind (--mailbox-dispatcher/--mailbox-queue);
+## tables and charts in docs/benchmarks.md and docs/img/. Half the full
+## totals, 3 rounds (median shown): about 20 minutes on a 2-core VM.
+SWEEP_ARGS := --sweep-shards 1,2,4,8,16,32 --sweep-batch --sweep-mailbox
 .PHONY: bench-sweep bench-sweep-quick
 bench-sweep: build tools
 	$(GO) run ./bench/harness --bin $(BIN) $(SWEEP_ARGS) --scale 0.5 --rounds 3 $(HARNESS_ARGS)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -37,6 +38,7 @@ var (
 		color.RGBA{0x00, 0x9e, 0x73, 0xff}, // green
 		color.RGBA{0xd5, 0x5e, 0x00, 0xff}, // vermilion
 		color.RGBA{0xcc, 0x79, 0xa7, 0xff}, // purple
+		color.RGBA{0xf0, 0xe4, 0x42, 0xff}, // yellow
 	}
 )
 
@@ -295,12 +297,14 @@ func sweepBars(f *figure, ss []series, k sweepKind) error {
 		p := s.points[0]
 		groups = append(groups, p.workload+"\n"+strings.TrimPrefix(systems()[p.system].label, "MetaStore "))
 	}
-	// Largest setting first: the default (batching on) beside the off
-	// switch reads as "on, off".
+	// The server's default first: batching's is its largest setting, so
+	// "on, off"; the mailbox's its first.
+	if k.defaultLast {
+		slices.Reverse(settings)
+	}
 	rpsVals := make([][]float64, len(settings))
 	p99Vals := make([][]float64, len(settings))
-	for b := range settings {
-		v := settings[len(settings)-1-b]
+	for b, v := range settings {
 		bars = append(bars, k.settingLabel(v))
 		colors = append(colors, colorAt(settingColors, b))
 		for _, s := range ss {

@@ -27,6 +27,7 @@ type options struct {
 	knobs        knobs
 	sweepShards  []int
 	sweepBatch   bool
+	sweepMailbox bool
 	profileDir   string
 	binDir       string
 	workDir      string
@@ -40,7 +41,7 @@ type options struct {
 
 // sweeping says whether this run sweeps MetaStore's knobs instead of
 // comparing systems.
-func (o *options) sweeping() bool { return len(o.sweepShards) > 0 || o.sweepBatch }
+func (o *options) sweeping() bool { return len(o.sweepShards) > 0 || o.sweepBatch || o.sweepMailbox }
 
 // Sweeps study MetaStore alone, on the write workloads where sharding and
 // batching matter; --systems and --workloads narrow them further.
@@ -81,6 +82,7 @@ Flags:
 	fs.IntVar(&o.knobs.MaxBatch, "max-batch", 0, "MetaStore --max-batch outside the batching sweep (0: its default)")
 	shardList := fs.String("sweep-shards", "", "sweep MetaStore --shards over this comma `list` (e.g. 1,2,4,8,16,32)")
 	fs.BoolVar(&o.sweepBatch, "sweep-batch", false, fmt.Sprintf("sweep MetaStore --max-batch over %s (batching on and off)", joinInts(batchSettings)))
+	fs.BoolVar(&o.sweepMailbox, "sweep-mailbox", false, fmt.Sprintf("sweep MetaStore --mailbox-dispatcher/--mailbox-queue over %s", strings.Join(mailboxSettings, ", ")))
 	fs.StringVar(&o.profileDir, "profile", "", "save CPU and allocation profiles of every MetaStore run, with go tool pprof -top summaries, in directory `DIR`")
 	fs.StringVar(&o.binDir, "bin", "bin", "directory holding metastore, etcd and benchmark")
 	fs.StringVar(&o.workDir, "work-dir", "", "parent of the servers' data dirs (default: the system temp dir); all systems use it, so the same filesystem")

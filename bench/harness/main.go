@@ -142,6 +142,9 @@ func newResults(o *options, started time.Time) *results {
 	if o.sweepBatch {
 		res.Options["sweep_max_batch"] = batchSettings
 	}
+	if o.sweepMailbox {
+		res.Options["sweep_mailbox"] = mailboxSettings
+	}
 	if o.profileDir != "" {
 		res.Options["profile_dir"] = o.profileDir
 		res.Notes = append(res.Notes, "MetaStore servers were profiled (`--profile "+o.profileDir+"`): their numbers include the profiler's cost")

@@ -188,7 +188,8 @@ func writeProblems(w printer, cells []cellResult, restarts []restartResult) {
 	for _, c := range cells {
 		where := fmt.Sprintf("%s / %s round %d", c.System, c.Workload, c.Round)
 		if c.Sweep != "" {
-			where = fmt.Sprintf("%s / %s %s %d round %d", c.System, c.Workload, sweepByName(c.Sweep).knob, sweepByName(c.Sweep).get(c.Knobs), c.Round)
+			k := sweepByName(c.Sweep)
+			where = fmt.Sprintf("%s / %s %s %s round %d", c.System, c.Workload, k.knob, k.format(k.get(c.Knobs)), c.Round)
 		}
 		for _, p := range c.Parts {
 			for msg, n := range p.ErrorCounts {

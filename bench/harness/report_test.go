@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// fakeResults is a comparison and both sweeps with made-up numbers.
+// fakeResults is a comparison and every sweep with made-up numbers.
 func fakeResults() *results {
 	r := &results{
 		Started: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Finished: time.Date(2026, 1, 2, 3, 6, 0, 0, time.UTC),
@@ -31,6 +31,11 @@ func fakeResults() *results {
 			for _, b := range batchSettings {
 				c := cell(float64(2000 + 1000*i + 1500*j + 8*b))
 				c.Sweep, c.Knobs = "batch", knobs{MaxBatch: b}
+				r.Sweeps = append(r.Sweeps, c)
+			}
+			for m, name := range mailboxSettings {
+				c := cell(float64(4000 + 1000*i + 1500*j - 500*m))
+				c.Sweep, c.Knobs = "mailbox", knobs{Mailbox: name}
 				r.Sweeps = append(r.Sweeps, c)
 			}
 		}
@@ -57,6 +62,37 @@ func TestSweepMarkdown(t *testing.T) {
 	if !strings.Contains(md, "| txn-put | MetaStore (--in-memory) | 1 | 4508 | 1.00 |") ||
 		!strings.Contains(md, "| txn-put | MetaStore (--in-memory) | 512 | 8596 | 1.91 |") {
 		t.Errorf("batching sweep rows:\n%s", md)
+	}
+	md = sweepMarkdown(r, sweepByName("mailbox"), "x.json")
+	// Rows follow mailboxSettings, so the server's default is the baseline.
+	for _, want := range []string{
+		"set to each of pinned/ring, pinned/mpsc, goroutine/ring, goroutine/mpsc; `--shards` is the server's default, `--max-batch` is the server's default.",
+		"| put-100 | MetaStore (durable) | pinned/ring | 4000 | 1.00 |",
+		"| put-100 | MetaStore (durable) | goroutine/mpsc | 2500 | 0.62 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("mailbox sweep lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestMetastoreArgs checks that each knob reaches the server as its flags,
+// and that an unset knob leaves its flag out.
+func TestMetastoreArgs(t *testing.T) {
+	o := &options{binDir: "bin"}
+	cases := []struct {
+		knobs knobs
+		want  string
+	}{
+		{knobs{}, "--data-dir d --listen-client-urls http://127.0.0.1:7"},
+		{knobs{Shards: 8, MaxBatch: 1}, "--data-dir d --listen-client-urls http://127.0.0.1:7 --shards 8 --max-batch 1"},
+		{knobs{Mailbox: "goroutine/mpsc"}, "--data-dir d --listen-client-urls http://127.0.0.1:7 --mailbox-dispatcher goroutine --mailbox-queue mpsc"},
+	}
+	for _, tc := range cases {
+		bin, args := metastoreArgs(o, launch{port: 7, dataDir: "d", knobs: tc.knobs}, false)
+		if got := strings.Join(args, " "); bin != filepath.Join("bin", "metastore") || got != tc.want {
+			t.Errorf("%+v: %s %s, want bin/metastore %s", tc.knobs, bin, got, tc.want)
+		}
 	}
 }
 
@@ -99,7 +135,7 @@ func TestCharts(t *testing.T) {
 	if err := writeCharts(dir, fakeResults()); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{throughputChart, "shards.png", "batching.png"} {
+	for _, name := range []string{throughputChart, "shards.png", "batching.png", "mailbox.png"} {
 		info, err := os.Stat(filepath.Join(dir, name))
 		if err != nil || info.Size() < 1000 {
 			t.Errorf("%s: %v, %v", name, info, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 )
 
 // batchSettings are the --max-batch values of the batching sweep: the
@@ -12,39 +13,75 @@ import (
 // is each sweep's baseline, so "batching on / off" reads as a speed-up.
 var batchSettings = []int{512, 1}
 
+// mailboxSettings are the mailbox kinds of the mailbox sweep, as
+// "dispatcher/queue". A sweep setting is an index into it, from 1, so the
+// server's default (pinned/ring) is the baseline.
+var mailboxSettings = []string{"pinned/ring", "pinned/mpsc", "goroutine/ring", "goroutine/mpsc"}
+
 // sweepKind is one MetaStore knob varied over settings.
 type sweepKind struct {
-	name  string // "shards" or "batch": JSON, file names and doc sections
+	name  string // "shards", "batch" or "mailbox": JSON, file names and doc sections
 	knob  string // the server flag it varies
 	title string // heading in docs/benchmarks.md
 	chart string // PNG file name under docs/img
-	other string // the sweep of the knob this one holds fixed
 	// barChart: a few settings compare best as bars side by side; many
 	// (shard counts) as lines.
 	barChart bool
-	get      func(knobs) int
-	set      func(knobs, int) knobs
+	// defaultLast: the server's default is the largest setting, so bars
+	// run from the largest down and the default comes first.
+	defaultLast bool
+	// names, if set, name the settings: setting v is names[v-1].
+	names []string
+	get   func(knobs) int // 0: the server's default
+	set   func(knobs, int) knobs
 }
 
 var sweepKinds = []sweepKind{
 	{
-		name: "shards", knob: "--shards", title: "Shard sweep", chart: "shards.png", other: "batch",
+		name: "shards", knob: "--shards", title: "Shard sweep", chart: "shards.png",
 		get: func(k knobs) int { return k.Shards },
 		set: func(k knobs, v int) knobs { k.Shards = v; return k },
 	},
 	{
-		name: "batch", knob: "--max-batch", title: "Batching sweep", chart: "batching.png", other: "shards", barChart: true,
+		name: "batch", knob: "--max-batch", title: "Batching sweep", chart: "batching.png", barChart: true, defaultLast: true,
 		get: func(k knobs) int { return k.MaxBatch },
 		set: func(k knobs, v int) knobs { k.MaxBatch = v; return k },
 	},
+	{
+		name: "mailbox", knob: "--mailbox-dispatcher/--mailbox-queue", title: "Mailbox sweep", chart: "mailbox.png", barChart: true,
+		names: mailboxSettings,
+		get:   func(k knobs) int { return slices.Index(mailboxSettings, k.Mailbox) + 1 },
+		set:   func(k knobs, v int) knobs { k.Mailbox = mailboxSettings[v-1]; return k },
+	},
+}
+
+// format is how tables show setting v.
+func (k sweepKind) format(v int) string {
+	if k.names != nil {
+		return k.names[v-1]
+	}
+	return strconv.Itoa(v)
 }
 
 // settingLabel names a setting in a chart legend.
 func (k sweepKind) settingLabel(v int) string {
-	if k.name == "batch" && v == 1 {
+	switch {
+	case k.names != nil:
+		return k.format(v)
+	case k.name == "batch" && v == 1:
 		return fmt.Sprintf("%s %d (batching off)", k.knob, v)
 	}
 	return fmt.Sprintf("%s %d", k.knob, v)
+}
+
+// settings are the settings a sweep of this kind runs by default: every
+// named one (the others' lists come from flags).
+func (k sweepKind) settings() []int {
+	out := make([]int, len(k.names))
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
 }
 
 func sweepByName(name string) sweepKind {
@@ -69,6 +106,10 @@ func (o *options) sweeps() []plannedSweep {
 	}
 	if o.sweepBatch {
 		ps = append(ps, plannedSweep{sweepByName("batch"), batchSettings})
+	}
+	if o.sweepMailbox {
+		k := sweepByName("mailbox")
+		ps = append(ps, plannedSweep{k, k.settings()})
 	}
 	return ps
 }

@@ -22,12 +22,18 @@ func sweepMarkdown(r *results, kind sweepKind, jsonPath string) string {
 	writeWorkloadList(w, r, cells)
 
 	w("\n### req/s, latency and server cost by `%s`\n\n", kind.knob)
-	other := sweepByName(kind.other)
-	fixed := "the server's default"
-	if v := other.get(cells[0].Knobs); v > 0 {
-		fixed = fmt.Sprint(v)
+	var fixed []string
+	for _, other := range sweepKinds {
+		if other.name == kind.name {
+			continue
+		}
+		v := "the server's default"
+		if s := other.get(cells[0].Knobs); s > 0 {
+			v = other.format(s)
+		}
+		fixed = append(fixed, fmt.Sprintf("`%s` is %s", other.knob, v))
 	}
-	w("MetaStore with `%s` set to each of %s; `%s` is %s. ", kind.knob, settingList(pts), other.knob, fixed)
+	w("MetaStore with `%s` set to each of %s; %s. ", kind.knob, settingList(pts, kind), strings.Join(fixed, ", "))
 	w("Latencies are bin/benchmark's, in ms; CPU is the server's utime+stime per 1,000 requests; **× smallest** is req/s divided by that of the smallest setting.")
 	if rounds := maxRound(cells); rounds > 1 {
 		w(" Each row is the round with the median req/s of %d rounds.", rounds)
@@ -41,7 +47,7 @@ func sweepMarkdown(r *results, kind sweepKind, jsonPath string) string {
 			c := p.cell
 			label := systems()[p.system].label
 			if c.Failure != "" && len(c.Parts) == 0 {
-				w("| %s | %s | %d | failed: %s | | | | | | |\n", p.workload, label, p.setting, mdEscape(truncate(c.Failure, 160)))
+				w("| %s | %s | %s | failed: %s | | | | | | |\n", p.workload, label, kind.format(p.setting), mdEscape(truncate(c.Failure, 160)))
 				continue
 			}
 			ratio := "–"
@@ -57,8 +63,8 @@ func sweepMarkdown(r *results, kind sweepKind, jsonPath string) string {
 			if len(c.Parts) == 1 {
 				p50 = c.Parts[0].P50ms
 			}
-			w("| %s | %s | %d | %.0f | %s | %s | %s | %.3f | %.0f | %s |\n",
-				p.workload, label, p.setting, c.RPS, ratio, ms(p50), ms(p99), c.CPUPer1k, mib(c.PeakRSSBytes), errs)
+			w("| %s | %s | %s | %.0f | %s | %s | %s | %.3f | %.0f | %s |\n",
+				p.workload, label, kind.format(p.setting), c.RPS, ratio, ms(p50), ms(p99), c.CPUPer1k, mib(c.PeakRSSBytes), errs)
 		}
 	}
 	writeProblems(w, cells, nil)
@@ -66,8 +72,9 @@ func sweepMarkdown(r *results, kind sweepKind, jsonPath string) string {
 	return b.String()
 }
 
-// settingList is the settings a sweep ran, ascending, as "1, 2, 4".
-func settingList(pts []sweepPoint) string {
+// settingList is the settings a sweep ran, ascending, as "1, 2, 4" (or
+// their names).
+func settingList(pts []sweepPoint, kind sweepKind) string {
 	var vs []int
 	for _, p := range pts {
 		if !slices.Contains(vs, p.setting) {
@@ -75,5 +82,9 @@ func settingList(pts []sweepPoint) string {
 		}
 	}
 	slices.Sort(vs)
-	return strings.ReplaceAll(joinInts(vs), ",", ", ")
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = kind.format(v)
+	}
+	return strings.Join(names, ", ")
 }

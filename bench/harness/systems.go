@@ -55,6 +55,9 @@ type launch struct {
 type knobs struct {
 	Shards   int `json:"shards,omitempty"`
 	MaxBatch int `json:"max_batch,omitempty"`
+	// Mailbox is "dispatcher/queue", e.g. "goroutine/mpsc" (see
+	// mailboxSettings); empty leaves both flags out.
+	Mailbox string `json:"mailbox,omitempty"`
 }
 
 // systemNames is the default order; workloads run the systems in this order
@@ -116,6 +119,9 @@ func metastoreArgs(o *options, l launch, inMemory bool) (string, []string) {
 	}
 	if l.knobs.MaxBatch > 0 {
 		args = append(args, "--max-batch", strconv.Itoa(l.knobs.MaxBatch))
+	}
+	if dispatcher, queue, ok := strings.Cut(l.knobs.Mailbox, "/"); ok {
+		args = append(args, "--mailbox-dispatcher", dispatcher, "--mailbox-queue", queue)
 	}
 	if l.pprofAddr != "" {
 		args = append(args, "--pprof-addr", l.pprofAddr)
