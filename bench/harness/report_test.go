@@ -155,3 +155,22 @@ func TestIntroMatchesDoc(t *testing.T) {
 		t.Error("docs/benchmarks.md's prose differs from bench/harness/intro.md's")
 	}
 }
+
+// TestCellName checks the names that data dirs and profiles take: a
+// named setting must not put a "/" in a file name.
+func TestCellName(t *testing.T) {
+	sys, wl := systems()["metastore"], workloads()["put-100"]
+	cases := []struct {
+		c    cell
+		want string
+	}{
+		{cell{sys: sys, w: wl}, "metastore-put-100"},
+		{cell{sys: sys, w: wl, sweep: "shards", knobs: knobs{Shards: 8}}, "metastore-put-100-shards8"},
+		{cell{sys: sys, w: wl, sweep: "mailbox", knobs: knobs{Mailbox: "goroutine/mpsc"}}, "metastore-put-100-mailbox-goroutine-mpsc"},
+	}
+	for _, tc := range cases {
+		if got := tc.c.name(); got != tc.want {
+			t.Errorf("name %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -174,7 +174,12 @@ type cell struct {
 func (c cell) name() string {
 	n := c.sys.name + "-" + c.w.name
 	if c.sweep != "" {
-		n += fmt.Sprintf("-%s%d", c.sweep, sweepByName(c.sweep).get(c.knobs))
+		k := sweepByName(c.sweep)
+		if v := k.get(c.knobs); k.names != nil {
+			n += "-" + c.sweep + "-" + strings.ReplaceAll(k.format(v), "/", "-") // metastore-put-100-mailbox-pinned-ring
+		} else {
+			n += fmt.Sprintf("-%s%d", c.sweep, v) // metastore-put-100-shards8
+		}
 	}
 	return n
 }
