@@ -32,6 +32,17 @@ const (
 	QueueMPSC = "mpsc"
 )
 
+// Mailboxes is every kind the knob offers, the default first.
+var Mailboxes = []Mailbox{
+	{DispatcherPinned, QueueRing},
+	{DispatcherPinned, QueueMPSC},
+	{DispatcherGoroutine, QueueRing},
+	{DispatcherGoroutine, QueueMPSC},
+}
+
+// String names the kind as "dispatcher/queue", e.g. "goroutine/mpsc".
+func (m Mailbox) String() string { return m.Dispatcher + "/" + m.Queue }
+
 // props returns a function that makes the props options of one core actor,
 // and records every pinned dispatcher in pinned so that it can be closed.
 func (m Mailbox) props(pinned *[]*pinnedDispatcher) (func() []actor.PropsOption, error) {

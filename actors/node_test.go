@@ -63,23 +63,22 @@ func TestConcurrentWritesAndReads(t *testing.T) {
 // default) durable: the knob must change how fast, never what.
 func TestMailboxKinds(t *testing.T) {
 	const shardCount = 4
-	cases := []struct {
+	type run struct {
 		mailbox Mailbox
 		durable bool
-		pinned  int // pinned goroutines: the shards, the coordinator, the sequencer
-	}{
-		{Mailbox{DispatcherPinned, QueueRing}, false, shardCount + 2},
-		{Mailbox{DispatcherPinned, QueueMPSC}, false, shardCount + 2},
-		{Mailbox{DispatcherGoroutine, QueueRing}, false, 0},
-		{Mailbox{DispatcherGoroutine, QueueMPSC}, false, 0},
-		{Mailbox{DispatcherGoroutine, QueueMPSC}, true, 0},
 	}
-	for _, tc := range cases {
-		name := tc.mailbox.Dispatcher + "/" + tc.mailbox.Queue + map[bool]string{false: "/in-memory", true: "/durable"}[tc.durable]
-		t.Run(name, func(t *testing.T) {
-			n := startNodeWith(t, Config{Shards: shardCount, Mailbox: tc.mailbox}, tc.durable)
-			if got := len(n.dispatchers); got != tc.pinned {
-				t.Fatalf("%d pinned goroutines, want %d", got, tc.pinned)
+	var runs []run
+	for _, m := range Mailboxes {
+		runs = append(runs, run{m, false})
+	}
+	runs = append(runs, run{Mailbox{DispatcherGoroutine, QueueMPSC}, true})
+	for _, r := range runs {
+		t.Run(r.mailbox.String()+map[bool]string{false: "/in-memory", true: "/durable"}[r.durable], func(t *testing.T) {
+			n := startNodeWith(t, Config{Shards: shardCount, Mailbox: r.mailbox}, r.durable)
+			// Pinned goroutines: one per shard, the coordinator, the sequencer.
+			want := map[string]int{DispatcherPinned: shardCount + 2, DispatcherGoroutine: 0}[r.mailbox.Dispatcher]
+			if got := len(n.dispatchers); got != want {
+				t.Fatalf("%d pinned goroutines, want %d", got, want)
 			}
 			testConcurrentWritesAndReads(t, n)
 		})

@@ -117,17 +117,15 @@ func BenchmarkPutDurable(b *testing.B) {
 // dispatcher and queue of the Mailbox knob.
 func BenchmarkPutMailbox(b *testing.B) {
 	ctx := context.Background()
-	for _, d := range []string{actors.DispatcherPinned, actors.DispatcherGoroutine} {
-		for _, q := range []string{actors.QueueRing, actors.QueueMPSC} {
-			b.Run(fmt.Sprintf("dispatcher=%s/queue=%s", d, q), func(b *testing.B) {
-				b.ReportAllocs()
-				n := startNodeWith(b, actors.Config{Shards: 4, Mailbox: actors.Mailbox{Dispatcher: d, Queue: q}}, false)
-				runClients(b, 128, func(c int, i int64) error {
-					_, err := n.Put(ctx, &pb.PutRequest{Key: fmt.Appendf(nil, "key/%d", i%10000), Value: value})
-					return err
-				})
+	for _, m := range actors.Mailboxes {
+		b.Run(fmt.Sprintf("dispatcher=%s/queue=%s", m.Dispatcher, m.Queue), func(b *testing.B) {
+			b.ReportAllocs()
+			n := startNodeWith(b, actors.Config{Shards: 4, Mailbox: m}, false)
+			runClients(b, 128, func(c int, i int64) error {
+				_, err := n.Put(ctx, &pb.PutRequest{Key: fmt.Appendf(nil, "key/%d", i%10000), Value: value})
+				return err
 			})
-		}
+		})
 	}
 }
 

@@ -241,8 +241,7 @@ func logCell(c cellResult) {
 	}
 	setting := ""
 	if c.Sweep != "" {
-		k := sweepByName(c.Sweep)
-		setting = fmt.Sprintf("%s %s", c.Sweep, k.format(k.get(c.Knobs)))
+		setting = c.Sweep + " " + sweepByName(c.Sweep).of(c.Knobs)
 	}
 	fmt.Fprintf(os.Stderr, "%-10s %-14s %-10s round %d: %9.0f req/s  p99 %7.2f ms  cpu %.3f s/1k  rss %.0f MiB  errors %d  %s\n",
 		c.Workload, c.System, setting, c.Round, c.RPS, c.p99(), c.CPUPer1k, mib(c.PeakRSSBytes), c.Errors, status)

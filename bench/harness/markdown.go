@@ -189,7 +189,7 @@ func writeProblems(w printer, cells []cellResult, restarts []restartResult) {
 		where := fmt.Sprintf("%s / %s round %d", c.System, c.Workload, c.Round)
 		if c.Sweep != "" {
 			k := sweepByName(c.Sweep)
-			where = fmt.Sprintf("%s / %s %s %s round %d", c.System, c.Workload, k.knob, k.format(k.get(c.Knobs)), c.Round)
+			where = fmt.Sprintf("%s / %s %s %s round %d", c.System, c.Workload, k.knob, k.of(c.Knobs), c.Round)
 		}
 		for _, p := range c.Parts {
 			for msg, n := range p.ErrorCounts {

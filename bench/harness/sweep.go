@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+
+	"github.com/metastore/metastore/actors"
 )
 
 // batchSettings are the --max-batch values of the batching sweep: the
@@ -14,9 +16,16 @@ import (
 var batchSettings = []int{512, 1}
 
 // mailboxSettings are the mailbox kinds of the mailbox sweep, as
-// "dispatcher/queue". A sweep setting is an index into it, from 1, so the
-// server's default (pinned/ring) is the baseline.
-var mailboxSettings = []string{"pinned/ring", "pinned/mpsc", "goroutine/ring", "goroutine/mpsc"}
+// "dispatcher/queue": every kind the server offers, its default first. A
+// sweep setting is an index into it, from 1, so the default is the
+// baseline.
+var mailboxSettings = func() []string {
+	var names []string
+	for _, m := range actors.Mailboxes {
+		names = append(names, m.String())
+	}
+	return names
+}()
 
 // sweepKind is one MetaStore knob varied over settings.
 type sweepKind struct {
@@ -54,6 +63,9 @@ var sweepKinds = []sweepKind{
 		set:   func(k knobs, v int) knobs { k.Mailbox = mailboxSettings[v-1]; return k },
 	},
 }
+
+// of is the setting knobs hold for this kind, as tables show it.
+func (k sweepKind) of(kn knobs) string { return k.format(k.get(kn)) }
 
 // format is how tables show setting v.
 func (k sweepKind) format(v int) string {

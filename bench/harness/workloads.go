@@ -175,10 +175,10 @@ func (c cell) name() string {
 	n := c.sys.name + "-" + c.w.name
 	if c.sweep != "" {
 		k := sweepByName(c.sweep)
-		if v := k.get(c.knobs); k.names != nil {
-			n += "-" + c.sweep + "-" + strings.ReplaceAll(k.format(v), "/", "-") // metastore-put-100-mailbox-pinned-ring
+		if k.names != nil {
+			n += "-" + c.sweep + "-" + strings.ReplaceAll(k.of(c.knobs), "/", "-") // metastore-put-100-mailbox-pinned-ring
 		} else {
-			n += fmt.Sprintf("-%s%d", c.sweep, v) // metastore-put-100-shards8
+			n += "-" + c.sweep + k.of(c.knobs) // metastore-put-100-shards8
 		}
 	}
 	return n
