@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/metastore/metastore/actors/sequencer"
@@ -36,6 +37,13 @@ type Config struct {
 	// Mailbox is how the core actors receive messages (zero: pinned
 	// goroutines, ring queues) — a knob for studying the design.
 	Mailbox Mailbox
+	// FS is the file system the data dir lives on; nil means the operating
+	// system's. Tests inject faults through pebble's errorfs.
+	FS vfs.FS
+	// MinFreeBytes is the free space the data dir's file system must keep:
+	// below it the NOSPACE alarm is raised until space returns (0: the
+	// default, storage.DefaultMinFreeBytes; negative: no check).
+	MinFreeBytes int64
 	// Logger receives the node's own lines and the actor system's warnings.
 	Logger *slog.Logger
 	// OnFatal is called when a core actor fails. The default logs and
@@ -85,7 +93,9 @@ func Start(cfg Config) (*Node, error) {
 		}
 		n.meta = storage.Meta{ClusterID: storage.NewID(), MemberID: storage.NewID(), Shards: shardCount, Rev: 1}
 	} else {
-		db, meta, err := storage.Open(cfg.DataDir, cfg.Shards, cfg.DefaultShards)
+		db, meta, err := storage.Open(cfg.DataDir, storage.Options{
+			Shards: cfg.Shards, DefaultShards: cfg.DefaultShards, FS: cfg.FS, Logger: logger, MinFreeBytes: cfg.MinFreeBytes,
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +115,7 @@ func Start(cfg Config) (*Node, error) {
 	}))
 	guard := actor.WithGuardian(&fatalStrategy{onFatal: onFatal})
 	root := n.system.Root
-	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace}
+	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace, Logger: logger}
 	var dropped func([]storage.KeyRev)
 	if n.db != nil {
 		seqCfg.Log, seqCfg.Quota = n.db, cfg.QuotaBytes
@@ -257,7 +267,15 @@ func (n *Node) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, erro
 	return resp.(*pb.TxnResponse), nil
 }
 
+// write sends req to the actor that runs it and waits for the answer. If
+// ctx ends first the write may still apply: ctx.Err() says only that its
+// outcome is unknown, as etcd's timeouts do. After the log failed every
+// write is refused, and one in flight is answered with the failure (it
+// may have reached the disk, or not; it was never acknowledged).
 func (n *Node) write(ctx context.Context, req any) (any, error) {
+	if err := n.revs.Failure(); err != nil {
+		return nil, err
+	}
 	reply := make(chan shards.Result, 1)
 	to := n.coordinator
 	if owner := n.router.Owner(req); owner >= 0 {
@@ -269,6 +287,13 @@ func (n *Node) write(ctx context.Context, req any) (any, error) {
 		return r.Resp, r.Err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-n.revs.Failed():
+		select {
+		case r := <-reply: // answered as the log failed
+			return r.Resp, r.Err
+		default:
+			return nil, n.revs.Failure()
+		}
 	}
 }
 
@@ -276,6 +301,9 @@ func (n *Node) write(ctx context.Context, req any) (any, error) {
 // history below it; with physical it returns only once they all have. It
 // returns the current revision.
 func (n *Node) Compact(ctx context.Context, rev int64, physical bool) (int64, error) {
+	if err := n.revs.Failure(); err != nil {
+		return n.revs.Visible(), err
+	}
 	reply := make(chan sequencer.CompactResult, 1)
 	n.system.Root.Send(n.sequencer, &sequencer.Compact{Rev: rev, Reply: reply})
 	// NB: no giving up here even if ctx ends: once the sequencer has

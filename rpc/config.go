@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"runtime"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/metastore/metastore/actors"
 )
 
@@ -38,6 +40,13 @@ type Config struct {
 	ValueCacheBytes int64
 	// Mailbox is how the core actors receive messages (zero: the default).
 	Mailbox actors.Mailbox
+	// MinFreeBytes is the free space the data dir's file system must keep:
+	// below it the NOSPACE alarm is raised until space is freed (0: the
+	// default, 64 MiB; negative: no check).
+	MinFreeBytes int64
+	// FS is the file system the data dir lives on; nil means the operating
+	// system's. Tests inject storage faults through pebble's errorfs.
+	FS vfs.FS
 	// PprofAddr, if set, serves net/http/pprof there (e.g. 127.0.0.1:6060).
 	PprofAddr string
 	// Logger receives the server's log lines; nil means slog.Default().

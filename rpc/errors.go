@@ -5,7 +5,11 @@ import (
 	"errors"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/metastore/metastore/actors/sequencer"
+	"github.com/metastore/metastore/actors/storage"
 	"github.com/metastore/metastore/shards"
 )
 
@@ -20,9 +24,17 @@ var grpcErrors = []struct {
 	{shards.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
 	{shards.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
 	{shards.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
+	{storage.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{sequencer.ErrLogFailed, errLogFailed},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCDeadlineExceeded},
 }
+
+// errLogFailed answers every write once the data dir's log has failed (a
+// failed write or sync). etcd has no answer for it, since it exits; the
+// code is UNAVAILABLE, as when a member is down, with a text that says what
+// happened and what to do.
+var errLogFailed = status.Error(codes.Unavailable, "etcdserver: storage failed; writes are refused until the server restarts (see its log)")
 
 // toGRPCError returns etcd's error for err; errors already in gRPC form
 // pass through.

@@ -80,6 +80,8 @@ func Start(cfg Config) (*Server, error) {
 		MaxBatch:        cfg.MaxBatch,
 		ValueCacheBytes: cfg.ValueCacheBytes,
 		Mailbox:         cfg.Mailbox,
+		FS:              cfg.FS,
+		MinFreeBytes:    cfg.MinFreeBytes,
 		Logger:          cfg.Logger,
 	})
 	if err != nil {
@@ -159,10 +161,25 @@ func (s *Server) Close() error {
 	if s.pprof != nil {
 		s.pprof.Close()
 	}
-	s.grpc.GracefulStop()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(gracefulStopWait):
+		// Calls still running (a write waiting on a stalled disk, a long
+		// stream) are cut off: the server must stop within seconds.
+		s.grpc.Stop()
+		<-done
+	}
 	s.node.Stop()
 	return nil
 }
+
+// gracefulStopWait is how long Close lets calls in flight finish.
+const gracefulStopWait = 5 * time.Second
 
 // servePprof serves the Go profiler, for profiling the server under load.
 func (s *Server) servePprof(addr string) error {

@@ -161,7 +161,7 @@ func TestStoreValues(t *testing.T) {
 }
 
 func testStoreValues(t *testing.T, cacheBytes int64) {
-	db, _, err := storage.Open(t.TempDir(), 0, 1)
+	db, _, err := storage.Open(t.TempDir(), storage.Options{DefaultShards: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

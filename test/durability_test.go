@@ -512,7 +512,7 @@ func TestDurableFormatRefusedBinary(t *testing.T) {
 // durEmptyDirSize is the size a fresh data dir reports against the quota.
 func durEmptyDirSize(t *testing.T) int64 {
 	t.Helper()
-	db, _, err := storage.Open(t.TempDir(), 2, 2)
+	db, _, err := storage.Open(t.TempDir(), storage.Options{Shards: 2, DefaultShards: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

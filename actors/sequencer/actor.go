@@ -1,7 +1,10 @@
 package sequencer
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -19,6 +22,10 @@ type Compact struct {
 	Reply chan<- CompactResult
 }
 
+// ErrLogFailed is the error of every write after a commit to the log
+// failed (see sequencer.fail).
+var ErrLogFailed = errors.New("sequencer: the log failed; writes are refused until the server restarts")
+
 // CompactResult answers Compact.
 type CompactResult struct {
 	Current int64
@@ -33,6 +40,9 @@ type Log interface {
 	Size() int64
 	// SetNoSpace records the NOSPACE alarm durably.
 	SetNoSpace(on bool) error
+	// LowSpace reports whether the log's file system has less free space
+	// than it keeps in reserve, and how much it has.
+	LowSpace() (low bool, avail uint64, err error)
 }
 
 // Config is what the sequencer is built from.
@@ -47,6 +57,9 @@ type Config struct {
 	Quota int64
 	// NoSpace is the alarm as recorded on disk.
 	NoSpace bool
+	// Logger receives the alarm's changes and the log's failure; nil
+	// means slog.Default().
+	Logger *slog.Logger
 }
 
 // group is what the sequencer hands the committer in one message: the
@@ -54,6 +67,7 @@ type Config struct {
 // queued while it was syncing into one commit, which shares one sync.
 type group struct {
 	entries []storage.Entry
+	bytes   int   // about what entries cost in a pebble batch
 	last    int64 // the newest revision in entries, or the durable one
 	compact int64
 	replies []func() // Compact answers, sent once the group is durable
@@ -66,20 +80,49 @@ type synced struct {
 }
 
 // commitQueue is how many groups may wait for the committer. A full queue
-// keeps the rest in the sequencer's pending group, handed over after the
+// keeps the rest in the sequencer's pending groups, handed over after the
 // next sync; it is large enough that this happens only when the disk falls
 // far behind.
 const commitQueue = 1024
 
+// maxGroupBytes bounds the bytes of records one commit merges: a pebble
+// batch is held in memory whole (twice, with its WAL copy) and pebble
+// refuses one of 4 GiB. A single Stamp larger than this is still committed
+// alone: shards bound their batches in bytes.
+const maxGroupBytes = 64 << 20
+
+// spaceCheckEvery is how often an idle sequencer looks at the free space of
+// the log's file system: a disk that other files fill, or that an operator
+// frees, is noticed without a write.
+const spaceCheckEvery = time.Second
+
+// stopWait bounds how long a stopping sequencer waits for a commit in
+// flight. A commit that hangs (pebble stalls writes on a disk that is full
+// or failing) must not keep the server from stopping: its writes were
+// never acknowledged.
+const stopWait = 5 * time.Second
+
 type sequencer struct {
 	cfg     Config
+	logger  *slog.Logger
 	core    *core
-	pending *group        // stamped, not yet handed to the committer
+	pending []*group      // stamped, not yet handed to the committer, oldest first
 	commits chan *group   // to the committer goroutine
 	stopped chan struct{} // closed when the committer has returned
-	// quotaChecked is when the quota was last checked.
-	quotaChecked time.Time
+	ticks   chan struct{} // closed to stop the space ticker
+	// spaceChecked is when the quota and free space were last checked.
+	spaceChecked time.Time
+	// quotaAlarm is the NOSPACE alarm the quota raised (durable, as
+	// etcd's); lowSpace is the one the file system's free space raised
+	// (in memory: it clears itself once space is freed). Revisions.noSpace
+	// publishes either.
+	quotaAlarm, lowSpace bool
+	// failed is set once a commit has failed: nothing more is committed.
+	failed error
 }
+
+// tick asks the sequencer to check the free space while it is idle.
+type tick struct{}
 
 // Props returns the props of the sequencer actor.
 func Props(cfg Config) *actor.Props {
@@ -87,8 +130,12 @@ func Props(cfg Config) *actor.Props {
 	c := newCore(cfg.Current, cfg.Compacted)
 	cfg.Revisions.compacted.Store(c.compact)
 	cfg.Revisions.noSpace.Store(cfg.NoSpace)
+	cfg.Revisions.failed = make(chan struct{})
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &sequencer{cfg: cfg, core: c}
+		return &sequencer{cfg: cfg, logger: cfg.Logger, core: c, quotaAlarm: cfg.NoSpace}
 	})
 }
 
@@ -98,20 +145,21 @@ func (s *sequencer) Receive(ctx actor.Context) {
 		if s.cfg.Log != nil {
 			s.commits = make(chan *group, commitQueue)
 			s.stopped = make(chan struct{})
+			s.ticks = make(chan struct{})
 			go s.committer(ctx.ActorSystem().Root, ctx.Self())
+			go ticker(ctx.ActorSystem().Root, ctx.Self(), s.ticks)
+			if s.quotaAlarm {
+				s.logger.Warn("the NOSPACE alarm recorded in the data dir is active: puts are refused with \"database space exceeded\" (reads, deletes and compaction run)")
+			}
+			s.checkSpace(true)
 		}
 	case *actor.Stopped:
-		// Commit what is stamped, then wait for the committer: the log is
-		// closed right after. It is still running, so the send cannot
-		// block for long.
 		if s.commits != nil {
-			if s.pending != nil {
-				s.commits <- s.pending
-				s.pending = nil
-			}
-			close(s.commits)
-			<-s.stopped
+			close(s.ticks)
+			s.stop()
 		}
+	case tick:
+		s.checkSpace(true)
 	case *msg.Stamp:
 		base := s.core.stamp(len(m.Writes), m.Parts)
 		if len(m.Writes) > 0 {
@@ -134,39 +182,91 @@ func (s *sequencer) Receive(ctx actor.Context) {
 	}
 }
 
+// stop commits what is stamped and waits for the committer, at most
+// stopWait: the log is closed right after.
+func (s *sequencer) stop() {
+	if s.failed == nil {
+		for _, g := range s.pending {
+			select {
+			case s.commits <- g:
+			case <-time.After(stopWait):
+				s.logger.Error("stopping without committing stamped writes: the log did not take them", "wait", stopWait)
+			}
+		}
+	}
+	s.pending = nil
+	close(s.commits)
+	select {
+	case <-s.stopped:
+	case <-time.After(stopWait):
+		s.logger.Error("stopping with a commit still in flight: the log has not answered (is its disk full or failing?); its writes were not acknowledged", "wait", stopWait)
+	}
+}
+
+// ticker sends tick every spaceCheckEvery until done is closed.
+func ticker(root *actor.RootContext, self *actor.PID, done <-chan struct{}) {
+	t := time.NewTicker(spaceCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			root.Send(self, tick{})
+		}
+	}
+}
+
 // log queues stamped writes for the next commit. Without a log they are
-// durable as soon as they are stamped.
+// durable as soon as they are stamped; after the log failed they never
+// will be (their clients are answered with the failure).
 func (s *sequencer) log(base int64, writes [][]msg.Mutation) {
 	last := base + int64(len(writes)) - 1
 	if s.cfg.Log == nil {
 		s.core.synced(last)
 		return
 	}
+	if s.failed != nil {
+		return
+	}
 	g := s.pendingGroup()
 	for i, w := range writes {
 		g.entries = append(g.entries, storage.Entry{Rev: base + int64(i), Base: base, Muts: w})
+		for _, m := range w {
+			g.bytes += mutationBytes(m)
+		}
 	}
 	g.last = last
 	s.flush()
 }
 
-func (s *sequencer) pendingGroup() *group {
-	if s.pending == nil {
-		s.pending = &group{last: s.core.next - 1}
-	}
-	return s.pending
+// mutationBytes is about what a mutation's record costs in a pebble batch.
+func mutationBytes(m msg.Mutation) int {
+	return len(m.Key) + len(m.Value) + 32
 }
 
-// flush hands the pending group to the committer's queue, or keeps it for
-// the next flush if the queue is full.
-func (s *sequencer) flush() {
-	if s.pending == nil {
-		return
+// pendingGroup returns the group that takes the next stamped writes: the
+// newest pending one, unless it holds maxGroupBytes already.
+func (s *sequencer) pendingGroup() *group {
+	if n := len(s.pending); n > 0 && s.pending[n-1].bytes < maxGroupBytes {
+		return s.pending[n-1]
 	}
-	select {
-	case s.commits <- s.pending:
-		s.pending = nil
-	default:
+	g := &group{last: s.core.next - 1}
+	s.pending = append(s.pending, g)
+	return g
+}
+
+// flush hands the pending groups to the committer's queue, oldest first,
+// keeping what does not fit for the next flush.
+func (s *sequencer) flush() {
+	for len(s.pending) > 0 {
+		select {
+		case s.commits <- s.pending[0]:
+			s.pending[0] = nil
+			s.pending = s.pending[1:]
+		default:
+			return
+		}
 	}
 }
 
@@ -175,70 +275,144 @@ func (s *sequencer) flush() {
 // queued meanwhile: the next sync starts at once, not after a round trip
 // through the sequencer's mailbox (on a busy machine that round trip was
 // a third of the time between syncs).
+//
+// After a commit fails it commits nothing more: a later group made durable
+// after an earlier one was lost would leave a gap in the revisions.
 func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
 	defer close(s.stopped)
-	for g := range s.commits {
-		g = drain(g, s.commits)
+	var carry *group
+	failed := false
+	for {
+		g := carry
+		if g == nil {
+			var ok bool
+			if g, ok = <-s.commits; !ok {
+				return
+			}
+		}
+		g, carry = drain(g, s.commits, maxGroupBytes)
+		if failed {
+			continue
+		}
 		err := s.cfg.Log.Commit(g.entries, g.compact)
+		failed = err != nil
 		root.Send(self, &synced{g: g, err: err})
 	}
 }
 
 // drain merges into g, in order, the groups queued behind it when it
-// starts; what arrives meanwhile waits for the next commit, so that a
-// steady stream of stamps cannot put the sync off.
-func drain(g *group, queue <-chan *group) *group {
+// starts, up to maxBytes of records; what arrives meanwhile waits for the
+// next commit, so that a steady stream of stamps cannot put the sync off.
+// The first group that would pass maxBytes is returned as carry, to start
+// the next commit.
+func drain(g *group, queue <-chan *group, maxBytes int) (merged, carry *group) {
 	for range len(queue) {
 		next, ok := <-queue
 		if !ok {
 			break
 		}
+		if g.bytes+next.bytes > maxBytes {
+			return g, next
+		}
 		g.entries = append(g.entries, next.entries...)
+		g.bytes += next.bytes
 		g.last = max(g.last, next.last)
 		g.compact = max(g.compact, next.compact)
 		g.replies = append(g.replies, next.replies...)
 	}
-	return g
+	return g, nil
 }
 
 func (s *sequencer) synced(m *synced) {
 	if m.err != nil {
-		// Acknowledged writes could be lost: stop rather than go on.
-		panic(fmt.Sprintf("sequencer: commit of revisions up to %d failed: %v", m.g.last, m.err))
+		s.fail(m.g, m.err)
+		return
+	}
+	if s.failed != nil {
+		return
 	}
 	s.core.synced(m.g.last)
 	for _, r := range m.g.replies {
 		r()
 	}
-	s.checkQuota()
+	s.checkSpace(false)
 	s.release()
 	s.flush()
 }
 
-// quotaCheckEvery spaces the quota checks: measuring pebble's disk usage
-// costs about 4 µs and 31 allocations (measured here), on the sequencer's
-// own goroutine, and a commit group may take less than that to sync.
-const quotaCheckEvery = 50 * time.Millisecond
+// fail handles a commit the log refused or could not sync. Whether the
+// failed group reached the disk is unknown (after a failed fsync the page
+// cache cannot be trusted), so nothing is committed after it: the visible
+// revision stays below it, no write of it or after it is acknowledged, and
+// every write is refused from now on (Revisions.Failed). Reads keep being
+// served at the visible revision, every revision of which is durable. A
+// restart finds on disk a prefix of the commit order that holds every
+// acknowledged write. etcd exits on a failed commit; staying up read-only
+// lets clients read, and the operator see why, until the restart.
+func (s *sequencer) fail(g *group, err error) {
+	cause := fmt.Errorf("%w: commit of revisions %d to %d: %w", ErrLogFailed, s.core.durable+1, g.last, err)
+	if errors.Is(err, syscall.ENOSPC) {
+		cause = fmt.Errorf("%w (%w)", cause, storage.ErrNoSpace)
+		s.lowSpace = true
+		s.cfg.Revisions.noSpace.Store(true)
+	}
+	s.failed = cause
+	s.pending = nil
+	s.logger.Error("the data dir's log failed: writes are refused from now on, reads are served at the last durable revision; restart the server once the cause is fixed (nothing acknowledged is lost)",
+		"err", cause, "visible", s.core.visible)
+	s.cfg.Revisions.failure = cause
+	close(s.cfg.Revisions.failed)
+}
 
-func (s *sequencer) checkQuota() {
-	if s.cfg.Quota <= 0 || s.cfg.Revisions.noSpace.Load() {
-		return
-	}
+// spaceCheckMin spaces the space checks after commits: measuring pebble's
+// disk usage costs about 4 µs and 31 allocations (measured here), on the
+// sequencer's own goroutine, and a commit group may take less than that to
+// sync.
+const spaceCheckMin = 50 * time.Millisecond
+
+// checkSpace raises the NOSPACE alarm when the log passes the quota (as
+// etcd: durable, until disarmed) or its file system's free space falls
+// below the reserve (in memory: it clears once space is freed), and clears
+// the latter. idle checks are the ticker's, at most every spaceCheckEvery.
+func (s *sequencer) checkSpace(idle bool) {
 	now := time.Now()
-	if now.Sub(s.quotaChecked) < quotaCheckEvery {
+	if !idle && now.Sub(s.spaceChecked) < spaceCheckMin {
 		return
 	}
-	s.quotaChecked = now
-	if s.cfg.Log.Size() < s.cfg.Quota {
-		return
+	s.spaceChecked = now
+	if s.cfg.Quota > 0 && !s.quotaAlarm && s.failed == nil {
+		if size := s.cfg.Log.Size(); size >= s.cfg.Quota {
+			s.quotaAlarm = true
+			s.logger.Warn("NOSPACE alarm raised: the data passed --quota-backend-bytes; puts are refused with \"database space exceeded\" (reads, deletes and compaction run)",
+				"size", size, "quota", s.cfg.Quota)
+			if err := s.cfg.Log.SetNoSpace(true); err != nil {
+				s.logger.Error("could not record the NOSPACE alarm in the data dir; it holds until the server stops", "err", err)
+			}
+		}
 	}
-	if err := s.cfg.Log.SetNoSpace(true); err != nil {
-		panic(fmt.Sprintf("sequencer: raising the NOSPACE alarm: %v", err))
+	if s.failed == nil {
+		low, avail, err := s.cfg.Log.LowSpace()
+		switch {
+		case err != nil:
+			s.logger.Warn("could not measure the data dir's free space", "err", err)
+		case low && !s.lowSpace:
+			s.logger.Warn("NOSPACE alarm raised: the data dir's file system is almost full; puts are refused with \"database space exceeded\" until space is freed (reads, deletes and compaction run)",
+				"free_bytes", avail)
+		case !low && s.lowSpace:
+			s.logger.Info("space freed on the data dir's file system: the NOSPACE alarm it raised is cleared", "free_bytes", avail)
+		}
+		if err == nil {
+			s.lowSpace = low
+		}
 	}
-	s.cfg.Revisions.noSpace.Store(true)
+	s.cfg.Revisions.noSpace.Store(s.quotaAlarm || s.lowSpace)
 }
 
 func (s *sequencer) compact(m *Compact) {
+	if s.failed != nil {
+		m.Reply <- CompactResult{Current: s.core.visible, Err: s.failed}
+		return
+	}
 	if err := s.core.compactTo(m.Rev); err != nil {
 		m.Reply <- CompactResult{Current: s.core.visible, Err: err}
 		return

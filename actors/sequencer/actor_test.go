@@ -44,6 +44,9 @@ func (l *gatedLog) Commit(entries []storage.Entry, compact int64) error {
 
 func (l *gatedLog) Size() int64              { return 0 }
 func (l *gatedLog) SetNoSpace(on bool) error { return nil }
+func (l *gatedLog) LowSpace() (bool, uint64, error) {
+	return false, 0, nil
+}
 
 // TestCommitsMergeWhatQueuedDuringASync holds the first sync while more
 // writes are stamped than the committer's queue holds, then releases it:

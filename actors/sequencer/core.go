@@ -15,6 +15,23 @@ type Revisions struct {
 	visible   atomic.Int64
 	compacted atomic.Int64 // -1 until the first compaction, as in etcd
 	noSpace   atomic.Bool
+	// failed is closed when the log fails, after failure is set.
+	failed  chan struct{}
+	failure error
+}
+
+// Failed is closed once the log has failed: from then on no write is
+// acknowledged (see Failure).
+func (r *Revisions) Failed() <-chan struct{} { return r.failed }
+
+// Failure returns why the log failed, or nil while it has not.
+func (r *Revisions) Failure() error {
+	select {
+	case <-r.failed:
+		return r.failure
+	default:
+		return nil
+	}
 }
 
 // Visible returns the newest revision every reader may see: every revision

@@ -19,7 +19,7 @@ func BenchmarkCommitGroup(b *testing.B) {
 	value := make([]byte, 256)
 	for _, n := range []int{1, 16, 128} {
 		b.Run(fmt.Sprintf("engine=pebble/records=%d", n), func(b *testing.B) {
-			db, _, err := Open(filepath.Join(b.TempDir(), "db"), 1, 1)
+			db, _, err := Open(filepath.Join(b.TempDir(), "db"), Options{Shards: 1, DefaultShards: 1})
 			if err != nil {
 				b.Fatal(err)
 			}

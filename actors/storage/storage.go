@@ -38,10 +38,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/metastore/metastore/actors/msg"
 )
@@ -73,67 +76,152 @@ type Meta struct {
 // DB is an open data dir. Its methods may be called from any goroutine; the
 // sequencer's committer is the only one that writes revisions.
 type DB struct {
-	db  *pebble.DB
-	dir string
+	db   *pebble.DB
+	dir  string
+	opts Options
+	// reserve is the free space last required (see LowSpace).
+	reserve uint64
 	// shards is a shard count to record once the dir is writable.
 	shards int
 }
 
+// Options says how a data dir is opened.
+type Options struct {
+	// Shards is the shard count to record; 0 keeps the recorded one, or
+	// takes DefaultShards for a new dir.
+	Shards, DefaultShards int
+	// FS is the file system the dir lives on; nil means the operating
+	// system's. Tests pass pebble's fault-injecting errorfs.
+	FS vfs.FS
+	// Logger receives pebble's log lines and its background errors; nil
+	// means slog.Default().
+	Logger *slog.Logger
+	// MinFreeBytes is the free space the dir's file system must keep (see
+	// LowSpace); 0 means DefaultMinFreeBytes, negative no check.
+	MinFreeBytes int64
+}
+
+// DefaultMinFreeBytes is the free space kept in reserve unless configured:
+// room for pebble to flush a few memtables (4 MiB each) and finish the
+// compaction that follows, so that a full disk is met by refusing writes
+// rather than by a failed write to the log.
+const DefaultMinFreeBytes = 64 << 20
+
+// openTimeout bounds opening a dir. pebble's open writes (a new WAL, its
+// options file, the format marker), and on a disk that is full or failing
+// it can retry without end; the server says why instead of hanging.
+const openTimeout = 30 * time.Second
+
 // Open opens dir, creating it if it does not exist, and returns its
-// metadata. shards is the shard count to record; 0 keeps the recorded one,
-// or takes defaultShards for a new dir.
+// metadata.
 //
 // An existing dir is opened read-only: nothing in it changes until it has
 // been checked, its records included (Load), and Writable is called. A dir
-// this build cannot read is refused and left as it was.
-func Open(dir string, shards, defaultShards int) (*DB, Meta, error) {
-	fresh, err := isFresh(dir)
+// this build cannot read is refused and left as it was, and so is one whose
+// write-ahead log is damaged (a bad record followed by good ones is
+// corruption, not the torn tail a crash leaves): starting from what
+// precedes the damage would serve revisions below ones already
+// acknowledged.
+func Open(dir string, opts Options) (*DB, Meta, error) {
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = DefaultMinFreeBytes
+	}
+	fresh, err := isFresh(opts.FS, dir)
 	if err != nil {
 		return nil, Meta{}, err
 	}
+	d := &DB{dir: dir, opts: opts}
 	if fresh {
+		shards := opts.Shards
 		if shards == 0 {
-			shards = defaultShards
+			shards = opts.DefaultShards
 		}
-		pdb, err := openPebble(dir, false)
-		if err != nil {
-			return nil, Meta{}, fmt.Errorf("storage: create %s: %w", dir, err)
+		if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
+			return nil, Meta{}, fmt.Errorf("storage: create %s: %w", dir, explain(err))
 		}
-		d := &DB{db: pdb, dir: dir}
+		if err := d.checkSpace(); err != nil {
+			return nil, Meta{}, err
+		}
+		if err := d.open(false); err != nil {
+			return nil, Meta{}, fmt.Errorf("storage: create %s: %w", dir, explain(err))
+		}
 		meta, err := d.create(shards)
 		if err != nil {
-			pdb.Close()
-			return nil, Meta{}, fmt.Errorf("storage: create %s: %w", dir, err)
+			d.db.Close()
+			return nil, Meta{}, fmt.Errorf("storage: create %s: %w", dir, explain(err))
 		}
 		return d, meta, nil
 	}
-	pdb, err := openPebble(dir, true)
-	if err != nil {
-		return nil, Meta{}, fmt.Errorf("storage: %s: cannot be opened (corrupt, or not a MetaStore data dir); it was left untouched: %w", dir, err)
+	if err := d.open(true); err != nil {
+		return nil, Meta{}, d.openError(err)
 	}
-	d := &DB{db: pdb, dir: dir}
 	meta, err := d.readMeta()
 	if err != nil {
-		pdb.Close()
+		d.db.Close()
 		return nil, Meta{}, fmt.Errorf("storage: %s: %w; it was left untouched", dir, err)
 	}
-	if shards > 0 && shards != meta.Shards {
+	if opts.Shards > 0 && opts.Shards != meta.Shards {
 		// Records are not stored by shard, so the count may change freely.
-		d.shards, meta.Shards = shards, shards
+		d.shards, meta.Shards = opts.Shards, opts.Shards
 	}
 	return d, meta, nil
 }
 
-// openPebble opens dir with pebble. Corruption is reported as an error
-// from the read that meets it rather than by pebble's default, which would
-// end the process before the server can say which dir is at fault.
-func openPebble(dir string, readOnly bool) (*pebble.DB, error) {
-	return pebble.Open(dir, &pebble.Options{
-		ErrorIfNotExists: readOnly,
-		ReadOnly:         readOnly,
-		Logger:           quietLogger{},
-		EventListener:    &pebble.EventListener{DataCorruption: func(pebble.DataCorruptionInfo) {}},
-	})
+// open opens the dir with pebble, giving up after openTimeout. The WAL is
+// written in pebble's format with sync offsets (FormatWALSyncChunks): each
+// chunk says how far the log had been synced, so that replay tells a
+// damaged record that good ones follow from a torn tail; opening an older
+// dir for writing upgrades it. Corruption is reported as an error from the
+// read that meets it rather than by pebble's default, which would end the
+// process before the server can say which dir is at fault.
+func (d *DB) open(readOnly bool) error {
+	type opened struct {
+		db  *pebble.DB
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		db, err := pebble.Open(d.dir, &pebble.Options{
+			FS:                 d.opts.FS,
+			ErrorIfNotExists:   readOnly,
+			ReadOnly:           readOnly,
+			FormatMajorVersion: pebble.FormatWALSyncChunks,
+			Logger:             pebbleLogger{d.opts.Logger},
+			EventListener:      d.events(),
+		})
+		done <- opened{db, err}
+	}()
+	select {
+	case o := <-done:
+		if o.err != nil {
+			return o.err
+		}
+		d.db = o.db
+		return nil
+	case <-time.After(openTimeout):
+		return fmt.Errorf("opening it did not finish in %v: is its disk full or failing? (pebble's lines above may say)", openTimeout)
+	}
+}
+
+// openError explains why an existing dir could not be opened.
+func (d *DB) openError(err error) error {
+	if pebble.IsCorruptionError(err) {
+		if dmg, ok := findWALDamage(d.opts.FS, d.dir); ok {
+			return fmt.Errorf("storage: %s: %w: %s; refusing to start, since starting from what precedes the damage would lose acknowledged writes and hand out revisions clients have already seen. The dir was left untouched. To recover, restore it from a backup; or, accepting the loss of every write after the damage, keep a copy of the dir and truncate that file to %d bytes (pebble: %v)",
+				d.dir, ErrCorrupt, dmg, dmg.Offset, err)
+		}
+		return fmt.Errorf("storage: %s: %w: %v; refusing to start. The dir was left untouched: restore it from a backup", d.dir, ErrCorrupt, err)
+	}
+	if reason := explain(err); reason != err {
+		return fmt.Errorf("storage: %s: %w; it was left untouched", d.dir, reason)
+	}
+	return fmt.Errorf("storage: %s: cannot be opened (corrupt, or not a MetaStore data dir); it was left untouched: %w", d.dir, err)
 }
 
 // Writable reopens a dir that Open found existing, for writing, once it has
@@ -143,11 +231,13 @@ func (d *DB) Writable() error {
 	if err := d.db.Close(); err != nil {
 		return err
 	}
-	pdb, err := openPebble(d.dir, false)
-	if err != nil {
-		return fmt.Errorf("storage: %s: reopen for writing: %w", d.dir, err)
+	d.db = nil
+	if err := d.checkSpace(); err != nil {
+		return err
 	}
-	d.db = pdb
+	if err := d.open(false); err != nil {
+		return fmt.Errorf("storage: %s: reopen for writing: %w", d.dir, explain(err))
+	}
 	if d.shards > 0 {
 		if err := d.db.Set(keyShards, binary.AppendUvarint(nil, uint64(d.shards)), pebble.Sync); err != nil {
 			return err
@@ -159,18 +249,18 @@ func (d *DB) Writable() error {
 // isFresh reports whether dir is absent or empty. A dir with anything else
 // than a pebble database in it is refused before pebble opens it, since
 // pebble leaves a lock file behind even when it fails to open.
-func isFresh(dir string) (bool, error) {
-	entries, err := os.ReadDir(dir)
+func isFresh(fs vfs.FS, dir string) (bool, error) {
+	entries, err := fs.List(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return true, nil
 	case err != nil:
-		return false, fmt.Errorf("storage: read %s: %w", dir, err)
+		return false, fmt.Errorf("storage: read %s: %w", dir, explain(err))
 	case len(entries) == 0:
 		return true, nil
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "marker.format-version.") {
+		if strings.HasPrefix(e, "marker.format-version.") {
 			return false, nil
 		}
 	}
@@ -339,7 +429,10 @@ type Entry struct {
 
 // Commit writes entries (in revision order) and, if compact > 0, the
 // compact revision, as one batch with one sync.
-func (d *DB) Commit(entries []Entry, compact int64) error {
+//
+// A failed commit returns an error after which nothing may be written.
+func (d *DB) Commit(entries []Entry, compact int64) (err error) {
+	defer recoverFatal(&err)
 	b := d.db.NewBatch()
 	defer b.Close()
 	for _, e := range entries {
@@ -368,7 +461,8 @@ type KeyRev struct {
 
 // Drop deletes records that compaction removed. It does not sync: if they
 // come back after a crash, startup compacts them again.
-func (d *DB) Drop(recs []KeyRev) error {
+func (d *DB) Drop(recs []KeyRev) (err error) {
+	defer recoverFatal(&err)
 	if len(recs) == 0 {
 		return nil
 	}
@@ -381,7 +475,8 @@ func (d *DB) Drop(recs []KeyRev) error {
 }
 
 // SetNoSpace raises or clears the NOSPACE alarm, durably.
-func (d *DB) SetNoSpace(on bool) error {
+func (d *DB) SetNoSpace(on bool) (err error) {
+	defer recoverFatal(&err)
 	if on {
 		return d.db.Set(keyAlarm, []byte("nospace"), pebble.Sync)
 	}
@@ -391,8 +486,26 @@ func (d *DB) SetNoSpace(on bool) error {
 // Size is the disk space the database uses, in bytes.
 func (d *DB) Size() int64 { return int64(d.db.Metrics().DiskSpaceUsage()) }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// closeWait bounds Close: pebble waits for its flushes and compactions, and
+// on a disk that is full or failing it retries them without end.
+const closeWait = 5 * time.Second
+
+// Close closes the database, giving up after closeWait: every
+// acknowledged write is synced already, so a process that ends without
+// closing loses nothing.
+func (d *DB) Close() error {
+	if d.db == nil { // Writable failed to reopen it
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.db.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(closeWait):
+		return fmt.Errorf("storage: %s: closing did not finish in %v (is its disk full or failing?)", d.dir, closeWait)
+	}
+}
 
 // recordKey names the record of key at revision rev. Revisions are not
 // negative, so big-endian bytes sort as the numbers do.
@@ -454,14 +567,4 @@ func NewID() uint64 {
 		panic(err)
 	}
 	return binary.BigEndian.Uint64(b[:]) | 1
-}
-
-// quietLogger keeps pebble's informational lines out of the server's log;
-// fatal errors still stop the process.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }

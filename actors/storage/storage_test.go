@@ -48,7 +48,7 @@ func TestOpenRefusesOtherDirs(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(dir, "member", "snap"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := Open(dir, 0, 1); !errors.Is(err, ErrNotMetaStore) {
+		if _, _, err := Open(dir, Options{DefaultShards: 1}); !errors.Is(err, ErrNotMetaStore) {
 			t.Fatalf("err %v, want ErrNotMetaStore", err)
 		}
 		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
@@ -57,7 +57,7 @@ func TestOpenRefusesOtherDirs(t *testing.T) {
 	})
 	t.Run("newer format", func(t *testing.T) {
 		dir := t.TempDir()
-		db, _, err := Open(dir, 0, 1)
+		db, _, err := Open(dir, Options{DefaultShards: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestOpenRefusesOtherDirs(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
-		_, _, err = Open(dir, 0, 1)
+		_, _, err = Open(dir, Options{DefaultShards: 1})
 		if err == nil || !strings.Contains(err.Error(), `format "3"`) {
 			t.Fatalf("err %v, want a format error", err)
 		}
@@ -74,7 +74,7 @@ func TestOpenRefusesOtherDirs(t *testing.T) {
 
 func TestCommitLoadRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	db, meta, err := Open(dir, 0, 3)
+	db, meta, err := Open(dir, Options{DefaultShards: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestCommitLoadRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	db, meta, err = Open(dir, 0, 1)
+	db, meta, err = Open(dir, Options{DefaultShards: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,226 @@
+package test
+
+// Storage faults injected under a running server through pebble's
+// fault-injecting file system (errorfs): what a full disk, a failing disk
+// and a failed sync do to the KV service. These run on MetaStore only: etcd
+// answers none of them (it exits on a failed write or sync, and it has no
+// free-space reserve), so there is no etcd answer to compare with; the
+// NOSPACE error text is etcd's own.
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// faultFS injects err into the chosen operations on write-ahead log files
+// while on, and reports free space as avail when avail is set.
+type faultFS struct {
+	*errorfs.FS
+	on    atomic.Bool
+	avail atomic.Uint64 // 0: the real figure
+}
+
+func newFaultFS(kinds []errorfs.OpKind, err error) *faultFS {
+	f := &faultFS{}
+	f.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if !f.on.Load() || !strings.HasSuffix(op.Path, ".log") {
+			return nil
+		}
+		for _, k := range kinds {
+			if op.Kind == k {
+				return err
+			}
+		}
+		return nil
+	}))
+	return f
+}
+
+func (f *faultFS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
+	du, err := f.FS.GetDiskUsage(path)
+	if a := f.avail.Load(); a > 0 {
+		du.AvailBytes = a
+	}
+	return du, err
+}
+
+// within runs fn and fails the test if it has not returned after d: the
+// faults below must be answered, never hang.
+func within(t *testing.T, d time.Duration, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+var syncOps = []errorfs.OpKind{errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo}
+
+// TestFailedLogWrite injects ENOSPC and EIO into the log's writes and
+// syncs under a running server: writes are answered with an error at once
+// (NOSPACE for ENOSPC), reads keep being served, Close stops the server,
+// and a restart on a sound disk has every acknowledged write and takes new
+// ones.
+func TestFailedLogWrite(t *testing.T) {
+	cases := []struct {
+		name  string
+		kinds []errorfs.OpKind
+		err   error
+		want  error // the gRPC error of a write after the fault
+	}{
+		{"ENOSPC on write", []errorfs.OpKind{errorfs.OpFileWrite, errorfs.OpFileWriteAt}, syscall.ENOSPC, rpctypes.ErrGRPCNoSpace},
+		{"EIO on write", []errorfs.OpKind{errorfs.OpFileWrite, errorfs.OpFileWriteAt}, syscall.EIO, nil},
+		{"ENOSPC on sync", syncOps, syscall.ENOSPC, rpctypes.ErrGRPCNoSpace},
+		{"EIO on sync", syncOps, syscall.EIO, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ffs := newFaultFS(c.kinds, c.err)
+			cfg := durConfig(dir, 2)
+			cfg.FS = ffs
+			ds := durStart(t, cfg)
+			acked := map[string]int64{}
+			for i := range 50 {
+				k := fmt.Sprintf("k%03d", i)
+				acked[k] = ds.put(t, k, "before")
+			}
+			rev := ds.currentRev(t)
+
+			ffs.on.Store(true)
+			var firstErr error
+			within(t, 30*time.Second, "a write on a failing log", func() {
+				_, firstErr = ds.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("during"), Value: []byte("x")})
+			})
+			if firstErr == nil {
+				t.Fatal("a put on a failing log succeeded")
+			}
+			// The fault stays; later writes are refused at once, whatever
+			// the disk does now.
+			ffs.on.Store(false)
+			for _, req := range []func() error{
+				func() error {
+					_, err := ds.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("after"), Value: []byte("x")})
+					return err
+				},
+				func() error {
+					_, err := ds.KV.DeleteRange(reqCtx(t), &pb.DeleteRangeRequest{Key: []byte("k000")})
+					return err
+				},
+				func() error {
+					_, err := ds.KV.Compact(reqCtx(t), &pb.CompactionRequest{Revision: rev})
+					return err
+				},
+			} {
+				var err error
+				within(t, 10*time.Second, "a write after the log failed", func() { err = req() })
+				if err == nil {
+					t.Fatal("a write after the log failed succeeded")
+				}
+				if c.want != nil {
+					wantRPCErr(t, err, c.want)
+				} else if status.Code(err) != codes.Unavailable {
+					t.Fatalf("write after the log failed: %v, want code Unavailable", err)
+				}
+			}
+			// Reads are served at the last durable revision.
+			resp, err := ds.KV.Range(reqCtx(t), &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l")})
+			if err != nil {
+				t.Fatalf("read after the log failed: %v", err)
+			}
+			if len(resp.Kvs) != len(acked) || resp.Header.Revision != rev {
+				t.Fatalf("read after the log failed: %d keys at revision %d, want %d at %d", len(resp.Kvs), resp.Header.Revision, len(acked), rev)
+			}
+			if log := ds.log.String(); !strings.Contains(log, "log failed") || !strings.Contains(log, c.err.Error()) {
+				t.Errorf("the server's log does not say the log failed and why:\n%s", log)
+			}
+			within(t, 30*time.Second, "Close after the log failed", func() { ds.close(t) })
+
+			again := durStart(t, durConfig(dir, 2))
+			for k, rev := range acked {
+				r := again.rangeKV(t, &pb.RangeRequest{Key: []byte(k)})
+				if len(r.Kvs) != 1 || r.Kvs[0].ModRevision != rev || string(r.Kvs[0].Value) != "before" {
+					t.Fatalf("after restart, %s = %v, want the value written at %d", k, kvSummary(r.Kvs), rev)
+				}
+			}
+			if got := again.currentRev(t); got < rev {
+				t.Fatalf("restarted at revision %d, below the acknowledged %d", got, rev)
+			}
+			again.put(t, "resumed", "x")
+		})
+	}
+}
+
+// TestLowDiskSpace fills the disk (as the file system reports it) under a
+// running server: the NOSPACE alarm is raised, puts get etcd's "database
+// space exceeded" while reads and deletes run, and once space is freed puts
+// resume without a restart, nothing acknowledged lost.
+func TestLowDiskSpace(t *testing.T) {
+	dir := t.TempDir()
+	ffs := newFaultFS(nil, nil)
+	cfg := durConfig(dir, 2)
+	cfg.FS = ffs
+	ds := durStart(t, cfg)
+	first := ds.put(t, "a", "1")
+	ds.put(t, "b", "1")
+
+	ffs.avail.Store(1 << 20)
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		_, err = ds.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("c"), Value: []byte("1")})
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
+	if r := ds.rangeKV(t, &pb.RangeRequest{Key: []byte("a")}); len(r.Kvs) != 1 || r.Kvs[0].ModRevision != first {
+		t.Fatalf("read under NOSPACE: %s", kvSummary(r.Kvs))
+	}
+	if _, err := ds.KV.DeleteRange(reqCtx(t), &pb.DeleteRangeRequest{Key: []byte("b")}); err != nil {
+		t.Fatalf("delete under NOSPACE: %v", err)
+	}
+	if !strings.Contains(ds.log.String(), "NOSPACE alarm raised") {
+		t.Errorf("raising the alarm was not logged:\n%s", ds.log.String())
+	}
+
+	ffs.avail.Store(0)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		_, err = ds.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("c"), Value: []byte("1")})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("put once space is freed: %v", err)
+	}
+	ds.close(t)
+
+	ffs.avail.Store(1 << 20)
+	cfg.FS = ffs
+	if _, err := durTryStart(t, cfg); err == nil || !strings.Contains(err.Error(), "free some space") {
+		t.Fatalf("start on a full disk = %v, want a refusal that says what to do", err)
+	}
+	again := durStart(t, durConfig(dir, 2))
+	if r := again.rangeKV(t, &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("d")}); len(r.Kvs) != 2 {
+		t.Fatalf("after restart: %s, want a and c", kvSummary(r.Kvs))
+	}
+}
