@@ -9,6 +9,9 @@ package test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -222,5 +225,43 @@ func TestLowDiskSpace(t *testing.T) {
 	again := durStart(t, durConfig(dir, 2))
 	if r := again.rangeKV(t, &pb.RangeRequest{Key: []byte("a"), RangeEnd: []byte("d")}); len(r.Kvs) != 2 {
 		t.Fatalf("after restart: %s, want a and c", kvSummary(r.Kvs))
+	}
+}
+
+// TestDamagedWALRefused damages the newest write-ahead log of a data dir
+// in its middle, as a failing disk would: the server refuses to start,
+// naming the file, rather than come up below a revision it acknowledged.
+func TestDamagedWALRefused(t *testing.T) {
+	dir := t.TempDir()
+	ds := durStart(t, durConfig(dir, 2))
+	value := strings.Repeat("v", 500)
+	var last int64
+	for i := range 600 {
+		last = ds.put(t, fmt.Sprintf("key-%04d", i), value)
+	}
+	ds.close(t)
+
+	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no write-ahead log in %s (%v)", dir, err)
+	}
+	slices.Sort(logs)
+	newest := logs[len(logs)-1]
+	b, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x01
+	if err := os.WriteFile(newest, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ds, err = durTryStart(t, durConfig(dir, 2))
+	if err == nil {
+		t.Fatalf("started on a damaged log at revision %d, after acknowledging %d", ds.currentRev(t), last)
+	}
+	for _, want := range []string{"corrupt data dir", filepath.Base(newest), "offset"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q does not say %q", err, want)
+		}
 	}
 }

@@ -200,16 +200,24 @@ func TestOpenExplains(t *testing.T) {
 			t.Fatalf("second open = %v", err)
 		}
 	})
-	t.Run("permission denied", func(t *testing.T) {
-		inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-			if op.Kind == errorfs.OpLock || op.Kind == errorfs.OpOpen {
-				return &os.PathError{Op: "open", Path: op.Path, Err: syscall.EACCES}
+	for _, c := range []struct {
+		errno syscall.Errno
+		want  string
+	}{
+		{syscall.EACCES, "not accessible to this user for writing (permission denied)"},
+		{syscall.EROFS, "on a read-only file system"},
+	} {
+		t.Run(c.errno.Error(), func(t *testing.T) {
+			inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+				if op.Kind == errorfs.OpLock {
+					return &os.PathError{Op: "open", Path: op.Path, Err: c.errno}
+				}
+				return nil
+			})
+			_, _, err := Open(dir, Options{FS: errorfs.Wrap(vfs.Default, inj)})
+			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "corrupt") {
+				t.Fatalf("open = %v, want it to say %q", err, c.want)
 			}
-			return nil
 		})
-		_, _, err := Open(t.TempDir()+"/x", Options{DefaultShards: 1, FS: errorfs.Wrap(vfs.Default, inj)})
-		if err == nil || !strings.Contains(err.Error(), "permission denied") || strings.Contains(err.Error(), "corrupt") {
-			t.Fatalf("open without permission = %v", err)
-		}
-	})
+	}
 }

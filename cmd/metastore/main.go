@@ -35,6 +35,13 @@ func main() {
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	version := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		// metastore has no subcommands yet: a stray word (a typo, or
+		// "snapshot restore FILE") must not start a server.
+		fmt.Fprintf(os.Stderr, "metastore: unexpected argument %q: metastore takes flags only\n", fs.Arg(0))
+		fs.Usage()
+		os.Exit(2)
+	}
 	if *version {
 		fmt.Printf("metastore %s (etcd API %s)\n", rpc.Version, rpc.APIVersion)
 		return
