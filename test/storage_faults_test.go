@@ -8,6 +8,7 @@ package test
 // NOSPACE error text is etcd's own.
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -264,4 +265,34 @@ func TestDamagedWALRefused(t *testing.T) {
 			t.Errorf("refusal %q does not say %q", err, want)
 		}
 	}
+}
+
+// TestCloseWithCommitHanging makes the log's sync hang, as a disk that
+// stopped answering does: the write waits (it is never acknowledged), reads
+// are served, and Close still stops the server.
+func TestCloseWithCommitHanging(t *testing.T) {
+	release := make(chan struct{})
+	var hang atomic.Bool
+	fsys := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if hang.Load() && strings.HasSuffix(op.Path, ".log") && slices.Contains(syncOps, op.Kind) {
+			<-release
+		}
+		return nil
+	}))
+	defer close(release)
+	cfg := durConfig(t.TempDir(), 2)
+	cfg.FS = fsys
+	ds := durStart(t, cfg)
+	rev := ds.put(t, "a", "1")
+
+	hang.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := ds.KV.Put(ctx, &pb.PutRequest{Key: []byte("b"), Value: []byte("2")}); err == nil {
+		t.Fatal("a put was acknowledged while its sync hangs")
+	}
+	if r := ds.rangeKV(t, &pb.RangeRequest{Key: []byte("a")}); len(r.Kvs) != 1 || r.Kvs[0].ModRevision != rev {
+		t.Fatalf("read while a sync hangs: %s", kvSummary(r.Kvs))
+	}
+	within(t, 60*time.Second, "Close with a hanging sync", func() { ds.close(t) })
 }
