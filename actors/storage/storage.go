@@ -377,6 +377,14 @@ var ErrNoRecord = errors.New("storage: no such record")
 // decoded, so that a corrupt one fails the load before the dir is written
 // to. It stops at the first error fn returns.
 func (d *DB) Load(fn func(key string, rec Record) error) error {
+	err := d.load(fn)
+	if pebble.IsCorruptionError(err) {
+		return fmt.Errorf("storage: %s: %w: %v; refusing to start. The dir was left untouched: restore it from a backup", d.dir, ErrCorrupt, err)
+	}
+	return err
+}
+
+func (d *DB) load(fn func(key string, rec Record) error) error {
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefixRecords, UpperBound: []byte("r0")})
 	if err != nil {
 		return err
