@@ -134,10 +134,10 @@ func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	if err := checkTxn(r, s.maxTxnOps); err != nil {
 		return nil, err
 	}
-	if _, _, err := checkDuplicates(r.Success); err != nil {
+	if err := checkDuplicates(r.Success); err != nil {
 		return nil, err
 	}
-	if _, _, err := checkDuplicates(r.Failure); err != nil {
+	if err := checkDuplicates(r.Failure); err != nil {
 		return nil, err
 	}
 	if !shards.IsTxnReadOnly(r) {

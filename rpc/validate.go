@@ -84,8 +84,7 @@ func checkOp(op *pb.RequestOp, maxOps int) error {
 // checkDuplicates rejects a branch of a Txn (its success or its failure
 // ops) that writes one key twice or puts a key it also deletes, nested Txns
 // included, with etcd's answers (checkIntervals in etcd's
-// etcdserver/api/v3rpc/key.go). It returns how many puts and deletes the
-// branch holds, nested ones included.
+// etcdserver/api/v3rpc/key.go).
 //
 // etcd's rules, stated on pairs of writes. Two writes are exclusive when
 // they sit in different branches of one nested Txn: at most one of them
@@ -131,7 +130,7 @@ func checkOp(op *pb.RequestOp, maxOps int) error {
 // two of them that are consecutive in pos are not exclusive: if every
 // consecutive pair is exclusive, pos2 falls along the whole run, and every
 // pair is.
-func checkDuplicates(ops []*pb.RequestOp) (puts, deletes int, err error) {
+func checkDuplicates(ops []*pb.RequestOp) error {
 	s := writeSet{writes: make([]write, 0, countWrites(ops))}
 	s.walk(ops)
 	byKey := make([]keyAt, 0, len(s.writes))
@@ -140,9 +139,8 @@ func checkDuplicates(ops []*pb.RequestOp) (puts, deletes int, err error) {
 			byKey = append(byKey, keyAt{w.put.Key, pos})
 		}
 	}
-	puts, deletes = len(byKey), len(s.writes)-len(byKey)
-	if puts == 0 || len(s.writes) < 2 {
-		return puts, deletes, nil
+	if len(byKey) == 0 || len(s.writes) < 2 {
+		return nil
 	}
 	// Rank the put keys: keys are the distinct ones, sorted; each put's
 	// rank goes into its write.
@@ -185,7 +183,7 @@ func checkDuplicates(ops []*pb.RequestOp) (puts, deletes int, err error) {
 		if w.put != nil {
 			r := w.rank
 			if delPos2.at(r) < pos2 || (lastPut2[r] >= 0 && lastPut2[r] < pos2) {
-				return puts, deletes, rpctypes.ErrGRPCDuplicateKey
+				return rpctypes.ErrGRPCDuplicateKey
 			}
 			lastPut2[r] = pos2
 			putPos.add(r, pos)
@@ -203,11 +201,11 @@ func checkDuplicates(ops []*pb.RequestOp) (puts, deletes int, err error) {
 			continue // holds no put key; a from-key delete lands here
 		}
 		if putPos.max(lo, hi) >= w.scope || putEnd.max(lo, hi) >= pos {
-			return puts, deletes, rpctypes.ErrGRPCDuplicateKey
+			return rpctypes.ErrGRPCDuplicateKey
 		}
 		delPos2.cover(lo, hi, pos2)
 	}
-	return puts, deletes, nil
+	return nil
 }
 
 // write is one put or delete of a branch, at its pos.

@@ -91,7 +91,7 @@ func TestCheckDuplicates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := checkDuplicates(tt.ops)
+			err := checkDuplicates(tt.ops)
 			if got := errors.Is(err, rpctypes.ErrGRPCDuplicateKey); got != tt.wantDup || (err != nil && !got) {
 				t.Fatalf("err %v, want duplicate=%v", err, tt.wantDup)
 			}
@@ -211,7 +211,7 @@ func TestCheckDuplicatesMatchesModel(t *testing.T) {
 	for i := range runs {
 		ops := randomBranch(rnd, 1+i%6, i%4)
 		want := modelDuplicates(ops)
-		_, _, err := checkDuplicates(ops)
+		err := checkDuplicates(ops)
 		if got := err != nil; got != want {
 			t.Fatalf("run %d: duplicate=%v (err %v), the model says %v for\n%s", i, got, err, want, opsString(ops))
 		}
@@ -233,7 +233,7 @@ func FuzzCheckDuplicates(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, width, depth uint8) {
 		ops := randomBranch(rand.New(rand.NewPCG(seed, 0)), int(width%10), int(depth%6))
 		want := modelDuplicates(ops)
-		if _, _, err := checkDuplicates(ops); (err != nil) != want {
+		if err := checkDuplicates(ops); (err != nil) != want {
 			t.Fatalf("err %v, the model says duplicate=%v for\n%s", err, want, opsString(ops))
 		}
 	})
@@ -304,15 +304,12 @@ func TestCheckDuplicatesDeepChain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ops := chain(tt.put)
-			puts, dels, err := checkDuplicates(ops)
+			err := checkDuplicates(ops)
 			if got := err != nil; got != tt.wantDup {
 				t.Fatalf("err %v, want duplicate=%v", err, tt.wantDup)
 			}
 			if model := modelDuplicates(ops); model != tt.wantDup {
 				t.Fatalf("the model says duplicate=%v", model)
-			}
-			if !tt.wantDup && (puts != depth || dels != depth) {
-				t.Fatalf("counted %d puts and %d deletes, want %d of each", puts, dels, depth)
 			}
 		})
 	}
@@ -368,7 +365,7 @@ func BenchmarkCheckDuplicates(b *testing.B) {
 		b.Run(fmt.Sprintf("dels=%d/puts=%d", n, n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := checkDuplicates(ops); err != nil {
+				if err := checkDuplicates(ops); err != nil {
 					b.Fatal(err)
 				}
 			}
