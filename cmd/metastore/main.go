@@ -59,6 +59,13 @@ func main() {
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	sig := <-stop
 	cfg.Logger.Info("metastore stopping", "signal", sig.String())
+	go func() {
+		// Stopping is bounded (a few seconds at most, even with a stalled
+		// disk); a second signal ends the process at once.
+		sig := <-stop
+		cfg.Logger.Warn("metastore stopped at once, without finishing", "signal", sig.String())
+		os.Exit(1)
+	}()
 	if err := srv.Close(); err != nil {
 		cfg.Logger.Error("metastore stopped with an error", "err", err)
 		os.Exit(1)
