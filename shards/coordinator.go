@@ -8,9 +8,18 @@ import (
 	"github.com/metastore/metastore/actors/msg"
 )
 
-// MaxCoordinated is how many cross-shard writes may wait for the
-// coordinator; past it they are refused with ErrTooManyRequests.
-const MaxCoordinated = 4096
+// Limits of the coordinator unless CoordinatorConfig sets others. Past a
+// queue limit a cross-shard write is refused with ErrTooManyRequests; with
+// DefaultMaxUnsettledBytes of its writes not yet visible the coordinator
+// starts no new one until they are (as a shard stops stamping), so that a
+// stream of large cross-shard writes cannot outrun the disk.
+const (
+	// DefaultMaxCoordinated is how many cross-shard writes may wait.
+	DefaultMaxCoordinated = 4096
+	// DefaultMaxCoordinatedBytes is how many bytes of requests may wait;
+	// a write larger than that is still taken into an empty queue.
+	DefaultMaxCoordinatedBytes = 32 << 20
+)
 
 // CoordinatorConfig is what the coordinator is built from.
 type CoordinatorConfig struct {
@@ -19,6 +28,26 @@ type CoordinatorConfig struct {
 	Sequencer *actor.PID
 	Revisions RevisionSource
 	Leases    func(id int64) bool
+	// MaxQueued and MaxQueuedBytes cap the writes waiting for the
+	// coordinator, in number and in bytes; MaxUnsettledBytes caps what it
+	// has written but not seen visible before it starts no new write (0:
+	// DefaultMaxCoordinated, DefaultMaxCoordinatedBytes,
+	// DefaultMaxUnsettledBytes).
+	MaxQueued         int
+	MaxQueuedBytes    int
+	MaxUnsettledBytes int
+}
+
+func (c *CoordinatorConfig) setDefaults() {
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = DefaultMaxCoordinated
+	}
+	if c.MaxQueuedBytes <= 0 {
+		c.MaxQueuedBytes = DefaultMaxCoordinatedBytes
+	}
+	if c.MaxUnsettledBytes <= 0 {
+		c.MaxUnsettledBytes = DefaultMaxUnsettledBytes
+	}
 }
 
 // coordinator runs writes that touch several shards, one at a time:
@@ -35,9 +64,11 @@ type CoordinatorConfig struct {
 // Because it is the only actor that freezes more than one shard, freezes
 // cannot deadlock; the single-shard path pays nothing for it.
 type coordinator struct {
-	cfg   CoordinatorConfig
-	queue []*Write
-	cur   *crossOp
+	cfg         CoordinatorConfig
+	queue       []queued
+	queuedBytes int
+	cur         *crossOp
+	unsettled   unsettled
 }
 
 type crossOp struct {
@@ -56,31 +87,41 @@ type crossOp struct {
 
 // NewCoordinatorProps returns the props of the coordinator actor.
 func NewCoordinatorProps(cfg CoordinatorConfig) *actor.Props {
+	cfg.setDefaults()
 	return actor.PropsFromProducer(func() actor.Actor { return &coordinator{cfg: cfg} })
 }
 
 func (c *coordinator) Receive(ctx actor.Context) {
+	c.unsettled.settle(c.cfg.Revisions.Visible())
 	switch m := ctx.Message().(type) {
 	case *Write:
-		if len(c.queue) >= MaxCoordinated {
+		size := requestBytes(m.Req)
+		if len(c.queue) >= c.cfg.MaxQueued || (len(c.queue) > 0 && c.queuedBytes+size > c.cfg.MaxQueuedBytes) {
 			m.Reply <- Result{Err: ErrTooManyRequests}
 			return
 		}
-		c.queue = append(c.queue, m)
+		c.queue = append(c.queue, queued{m, size})
+		c.queuedBytes += size
 		c.next(ctx)
 	case *Frozen:
 		c.frozen(ctx, m)
 	case *msg.Stamped:
 		c.stamped(ctx, m.Base)
+	case *wakeUp:
+		c.next(ctx)
 	}
 }
 
+// next starts the first queued write, unless one is running or too much
+// that the coordinator wrote is not yet visible: then the wake-up of its
+// last write brings it back here once that is.
 func (c *coordinator) next(ctx actor.Context) {
-	if c.cur != nil || len(c.queue) == 0 {
+	if c.cur != nil || len(c.queue) == 0 || c.unsettled.bytes >= c.cfg.MaxUnsettledBytes {
 		return
 	}
-	w := c.queue[0]
-	c.queue[0] = nil
+	w := c.queue[0].w
+	c.queuedBytes -= c.queue[0].size
+	c.queue[0] = queued{}
 	c.queue = c.queue[1:]
 	op := &crossOp{
 		w:        w,
@@ -146,6 +187,12 @@ func (c *coordinator) stamped(ctx actor.Context, base int64) {
 	for _, i := range op.involved {
 		ctx.Send(c.cfg.Shards[i], &ApplyFrozen{Rev: base, Muts: op.by[i]})
 	}
-	ctx.Send(c.cfg.Sequencer, &msg.Deliver{Replies: []msg.Reply{r}})
+	replies := []msg.Reply{r}
+	if op.by != nil {
+		if w, ok := c.unsettled.add(ctx, base, mutationBytes(op.dry.muts), min(settleWakeBytes, c.cfg.MaxUnsettledBytes)); ok {
+			replies = append(replies, w)
+		}
+	}
+	ctx.Send(c.cfg.Sequencer, &msg.Deliver{Replies: replies})
 	c.next(ctx)
 }
