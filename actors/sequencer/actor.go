@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -86,10 +87,16 @@ type synced struct {
 const commitQueue = 1024
 
 // maxGroupBytes bounds the bytes of records one commit merges: a pebble
-// batch is held in memory whole (twice, with its WAL copy) and pebble
-// refuses one of 4 GiB. A single Stamp larger than this is still committed
-// alone: shards bound their batches in bytes.
-const maxGroupBytes = 64 << 20
+// batch is held in memory whole (twice, with its WAL copy) and kept until
+// flushed when it is larger than half a memtable, and pebble refuses one of
+// 4 GiB. A single Stamp larger than this is still committed alone: shards
+// bound their batches in bytes.
+const maxGroupBytes = 16 << 20
+
+// releaseAfterBytes is how much must have been committed since memory was
+// last handed back to the operating system before an idle sequencer does
+// it again (see releaseMemory).
+const releaseAfterBytes = 256 << 20
 
 // spaceCheckEvery is how often an idle sequencer looks at the free space of
 // the log's file system: a disk that other files fill, or that an operator
@@ -119,6 +126,10 @@ type sequencer struct {
 	quotaAlarm, lowSpace bool
 	// failed is set once a commit has failed: nothing more is committed.
 	failed error
+	// committed counts the bytes committed since memory was last released;
+	// busy says a commit finished since the last tick.
+	committed int
+	busy      bool
 }
 
 // tick asks the sequencer to check the free space while it is idle.
@@ -160,6 +171,7 @@ func (s *sequencer) Receive(ctx actor.Context) {
 		}
 	case tick:
 		s.checkSpace(true)
+		s.releaseMemory()
 	case *msg.Stamp:
 		base := s.core.stamp(len(m.Writes), m.Parts)
 		if len(m.Writes) > 0 {
@@ -332,6 +344,8 @@ func (s *sequencer) synced(m *synced) {
 		return
 	}
 	s.core.synced(m.g.last)
+	s.committed += m.g.bytes
+	s.busy = true
 	for _, r := range m.g.replies {
 		r()
 	}
@@ -362,6 +376,25 @@ func (s *sequencer) fail(g *group, err error) {
 		"err", cause, "visible", s.core.visible)
 	s.cfg.Revisions.failure = cause
 	close(s.cfg.Revisions.failed)
+}
+
+// releaseMemory hands the heap a write burst left behind back to the
+// operating system once writes have stopped for a tick. Go would do it by
+// itself, but only after its forced collection two minutes later and then
+// at about 15 MiB/s: measured with 500 clients putting 1 MiB values, RSS
+// stayed at 1.2 GB for over two minutes after the burst, against 77 MiB
+// once released. It runs only after releaseAfterBytes were committed, off
+// the sequencer's goroutine (it is a full collection).
+func (s *sequencer) releaseMemory() {
+	if s.busy {
+		s.busy = false
+		return
+	}
+	if s.committed < releaseAfterBytes {
+		return
+	}
+	s.committed = 0
+	go debug.FreeOSMemory()
 }
 
 // spaceCheckMin spaces the space checks after commits: measuring pebble's

@@ -441,8 +441,18 @@ type Entry struct {
 // A failed commit returns an error after which nothing may be written.
 func (d *DB) Commit(entries []Entry, compact int64) (err error) {
 	defer recoverFatal(&err)
-	b := d.db.NewBatch()
+	// The batch is sized up front and each record encoded in place: with
+	// large values, growing the batch by doubling and copying each record
+	// into it took a quarter of a burst's CPU and twice its memory.
+	size := 64
+	for _, e := range entries {
+		for _, m := range e.Muts {
+			size += batchOverhead + len(prefixRecords) + 8 + len(m.Key) + 3*binary.MaxVarintLen64 + len(m.Value)
+		}
+	}
+	b := d.db.NewBatchWithSize(size)
 	defer b.Close()
+	var head [3 * binary.MaxVarintLen64]byte
 	for _, e := range entries {
 		for _, m := range e.Muts {
 			create := m.Create
@@ -452,7 +462,13 @@ func (d *DB) Commit(entries []Entry, compact int64) (err error) {
 			if m.Delete {
 				create = 0
 			}
-			_ = b.Set(recordKey(e.Rev, m.Key), encodeRecord(create, m.Version, m.Lease, m.Value), nil)
+			h := appendRecordHeader(head[:0], create, m.Version, m.Lease)
+			op := b.SetDeferred(len(prefixRecords)+8+len(m.Key), len(h)+len(m.Value))
+			n := copy(op.Key, prefixRecords)
+			binary.BigEndian.PutUint64(op.Key[n:], uint64(e.Rev))
+			copy(op.Key[n+8:], m.Key)
+			copy(op.Value[copy(op.Value, h):], m.Value)
+			_ = op.Finish()
 		}
 	}
 	if compact > 0 {
@@ -536,12 +552,16 @@ func decodeRecordKey(k []byte) (int64, string, error) {
 	return rev, string(rest[8:]), nil
 }
 
-func encodeRecord(create, version, lease int64, value []byte) []byte {
-	out := make([]byte, 0, 3*binary.MaxVarintLen64+len(value))
+// batchOverhead is about what a pebble batch adds to each record: its
+// kind and two length varints.
+const batchOverhead = 1 + 2*binary.MaxVarintLen32
+
+// appendRecordHeader appends what precedes the value in a record: create,
+// version and lease as varints.
+func appendRecordHeader(out []byte, create, version, lease int64) []byte {
 	out = binary.AppendUvarint(out, uint64(create))
 	out = binary.AppendUvarint(out, uint64(version))
-	out = binary.AppendVarint(out, lease)
-	return append(out, value...)
+	return binary.AppendVarint(out, lease)
 }
 
 // decodeRecord decodes a stored record; value aliases b.
