@@ -18,6 +18,7 @@ type options struct {
 	systems       []string
 	workloads     []string
 	restartKeys   int
+	rangeRepeats  int
 	valSize       int
 	keySpace      int
 	mixedKeySpace int
@@ -74,6 +75,7 @@ Flags:
 	sysList := fs.String("systems", strings.Join(systemNames, ","), "systems to run, in this order (sweeps: "+strings.Join(sweepSystemNames, ",")+")")
 	wlList := fs.String("workloads", strings.Join(workloadNames, ","), "workloads to run, in this order (none: only the restart test; sweeps: "+strings.Join(sweepWorkloadNames, ",")+")")
 	fs.IntVar(&o.restartKeys, "restart-keys", 1000000, "keys to load for the restart test (100000 with --quick unless set; 0 skips it; sweeps never run it)")
+	fs.IntVar(&o.rangeRepeats, "range-repeats", 1, "after the restart test, time etcdctl's full range and a --limit 10 descending range this many times each, cold and warm (0 skips them)")
 	fs.IntVar(&o.valSize, "val-size", 256, "value size in bytes of every write")
 	fs.IntVar(&o.keySpace, "key-space", 100000, "key space of the put and txn-put workloads (random keys)")
 	fs.IntVar(&o.mixedKeySpace, "mixed-key-space", 1000, "key space of txn-mixed's writes")
@@ -122,8 +124,8 @@ Flags:
 			*wlList = strings.Join(sweepWorkloadNames, ",")
 		}
 	}
-	if o.rounds < 1 || o.restartKeys < 0 || o.scale <= 0 || o.valSize < 0 || o.keySpace < 1 || o.mixedKeySpace < 1 {
-		return nil, errors.New("--rounds, --scale, --key-space and --mixed-key-space must be positive, --restart-keys and --val-size not negative")
+	if o.rounds < 1 || o.restartKeys < 0 || o.rangeRepeats < 0 || o.scale <= 0 || o.valSize < 0 || o.keySpace < 1 || o.mixedKeySpace < 1 {
+		return nil, errors.New("--rounds, --scale, --key-space and --mixed-key-space must be positive, --restart-keys, --range-repeats and --val-size not negative")
 	}
 	if o.knobs.Shards < 0 || o.knobs.MaxBatch < 0 {
 		return nil, errors.New("--shards and --max-batch must not be negative")

@@ -57,7 +57,11 @@ func main() {
 }
 
 func run(ctx context.Context, o *options) error {
-	for _, b := range []string{"metastore", "etcd", "benchmark"} {
+	bins := []string{"metastore", "etcd", "benchmark"}
+	if o.restartKeys > 0 && o.rangeRepeats > 0 {
+		bins = append(bins, "etcdctl")
+	}
+	for _, b := range bins {
 		if _, err := os.Stat(filepath.Join(o.binDir, b)); err != nil {
 			return fmt.Errorf("%v: run `make build tools` first", err)
 		}
@@ -129,7 +133,7 @@ func newResults(o *options, started time.Time) *results {
 		Command: commandLine(),
 		Machine: describeMachine(o),
 		Options: map[string]any{
-			"quick": o.quick, "scale": o.scale, "rounds": o.rounds, "restart_keys": o.restartKeys,
+			"quick": o.quick, "scale": o.scale, "rounds": o.rounds, "restart_keys": o.restartKeys, "range_repeats": o.rangeRepeats,
 			"val_size": o.valSize, "key_space": o.keySpace, "mixed_key_space": o.mixedKeySpace,
 			"mixed_limit": o.mixedLimit, "metastore_shards": knobValue(o.knobs.Shards),
 			"metastore_max_batch": knobValue(o.knobs.MaxBatch),
@@ -261,4 +265,12 @@ func logRestart(r restartResult) {
 	}
 	fmt.Fprintf(os.Stderr, "restart    %-14s round %d: %d keys, load %.0f req/s, restart %.2fs, rss %.0f MiB, %d keys back  %s\n",
 		r.System, r.Round, r.Keys, r.LoadRPS, r.RestartSeconds, mib(r.RSSAfterRestartBytes), r.KeysAfterRestart, status)
+	for _, t := range r.Ranges {
+		status := "ok"
+		if t.Failure != "" {
+			status = "FAILED: " + t.Failure
+		}
+		fmt.Fprintf(os.Stderr, "range      %-14s round %d: %-14s repeat %d: cold %.2fs (server cpu %.2fs), warm %.2fs (server cpu %.2fs), %d bytes  %s\n",
+			r.System, r.Round, t.Query, t.Repeat, t.ColdSeconds, t.ColdCPUSeconds, t.WarmSeconds, t.WarmCPUSeconds, t.OutputBytes, status)
+	}
 }

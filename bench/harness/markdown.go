@@ -21,6 +21,7 @@ func markdown(r *results, jsonPath string) string {
 	}
 	if len(r.Restarts) > 0 {
 		writeRestarts(w, r)
+		writeRanges(w, r)
 	}
 	writeProblems(w, r.Cells, r.Restarts)
 	w("\n")

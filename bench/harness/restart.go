@@ -35,7 +35,10 @@ type restartResult struct {
 	// loading and after the restart (shutdown chatter excluded).
 	ServerLogProblems int      `json:"server_log_problems"`
 	ServerLogSamples  []string `json:"server_log_samples,omitempty"`
-	Failure           string   `json:"failure,omitempty"`
+	// Ranges times large reads over the keys (--range-repeats), each on a
+	// freshly restarted server and again warm.
+	Ranges  []rangeTiming `json:"ranges,omitempty"`
+	Failure string        `json:"failure,omitempty"`
 }
 
 // runRestart loads o.restartKeys keys of o.valSize bytes into a fresh
@@ -112,12 +115,25 @@ func runRestart(ctx context.Context, o *options, sys system, round int) restartR
 	} else if res.KeysAfterRestart < int64(o.restartKeys) {
 		res.Failure = fmt.Sprintf("only %d of %d keys after restart", res.KeysAfterRestart, o.restartKeys)
 	}
+	if res.Failure == "" && o.rangeRepeats > 0 {
+		var last *server
+		var n int
+		var samples []string
+		res.Ranges, last, restartLogFrom, n, samples = measureRanges(o, sys, srv, logPath, restartLogFrom)
+		res.ServerLogProblems += n
+		res.ServerLogSamples = keepSamples(res.ServerLogSamples, samples)
+		if last == nil {
+			res.Failure = "ranges: " + res.Ranges[len(res.Ranges)-1].Failure
+			return res
+		}
+		srv = last
+	}
 	_, err = srv.stop(o.stopTimeout)
 	if err != nil && res.Failure == "" {
 		res.Failure = "final stop: " + err.Error()
 	}
-	n, samples := logProblems(logPath, restartLogFrom, srv.logAtStop, 5-len(res.ServerLogSamples))
+	n, samples := logProblems(logPath, restartLogFrom, srv.logAtStop, 5)
 	res.ServerLogProblems += n
-	res.ServerLogSamples = append(res.ServerLogSamples, samples...)
+	res.ServerLogSamples = keepSamples(res.ServerLogSamples, samples)
 	return res
 }
