@@ -5,6 +5,7 @@ import (
 	"cmp"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
 // Env is what evaluating a request needs besides the keys: the store's
@@ -118,7 +119,7 @@ func doPut(o *overlay, r *pb.PutRequest) (*pb.PutResponse, error) {
 			lease = prev.rec.lease
 		}
 		if r.PrevKv {
-			if resp.PrevKv, err = prev.keyValue(false); err != nil {
+			if resp.PrevKv, err = prev.keyValue(); err != nil {
 				return nil, err
 			}
 		}
@@ -140,12 +141,13 @@ func execDelete(o *overlay, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, 
 		keys, _ = o.collect(start, end, Latest, -1)
 	}
 	if r.PrevKv && len(keys) > 0 {
-		for _, e := range keys {
-			kv, err := e.keyValue(false)
-			if err != nil {
-				return nil, err
-			}
-			resp.PrevKvs = append(resp.PrevKvs, kv)
+		values, err := fetchValues(keys)
+		if err != nil {
+			return nil, err
+		}
+		resp.PrevKvs = make([]*mvccpb.KeyValue, len(keys))
+		for i, e := range keys {
+			resp.PrevKvs[i] = e.kv(values[i], e.rec.lease)
 		}
 	}
 	for _, e := range keys {

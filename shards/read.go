@@ -32,10 +32,8 @@ func (e entry) value() ([]byte, error) {
 	return e.vals.get(e.key, e.rec.rev)
 }
 
-func (e entry) keyValue(keysOnly bool) (*mvccpb.KeyValue, error) {
-	if keysOnly {
-		return e.kv(nil, e.rec.lease), nil
-	}
+// keyValue is e's key-value, value included.
+func (e entry) keyValue() (*mvccpb.KeyValue, error) {
 	v, err := e.value()
 	if err != nil {
 		return nil, err

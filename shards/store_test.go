@@ -142,7 +142,7 @@ func getKV(t testing.TB, v *View, key string, rev int64) (*mvccpb.KeyValue, bool
 	if !ok {
 		return nil, false
 	}
-	kv, err := e.keyValue(false)
+	kv, err := e.keyValue()
 	if err != nil {
 		t.Fatalf("value of %q at %d: %v", key, rev, err)
 	}
@@ -208,7 +208,7 @@ func testStoreValues(t *testing.T, cacheBytes int64) {
 	}
 	check("after compaction", s.Snapshot(), "k", 3, "b")
 	e, _ := v.get("k", 2)
-	kv, err := e.keyValue(false)
+	kv, err := e.keyValue()
 	switch {
 	case cacheBytes > 0 && (err != nil || string(kv.Value) != "a"):
 		t.Fatalf("cached value of a compacted record read through an old view: %v, %v; want \"a\"", kv, err)
