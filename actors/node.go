@@ -11,9 +11,10 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/actors/sequencer"
-	"github.com/metastore/metastore/actors/storage"
 	"github.com/metastore/metastore/shards"
+	"github.com/metastore/metastore/storage"
 )
 
 // Config is what a Node is built from.
@@ -276,12 +277,12 @@ func (n *Node) write(ctx context.Context, req any) (any, error) {
 	if err := n.revs.Failure(); err != nil {
 		return nil, err
 	}
-	reply := make(chan shards.Result, 1)
+	reply := make(chan msg.Result, 1)
 	to := n.coordinator
 	if owner := n.router.Owner(req); owner >= 0 {
 		to = n.shardPIDs[owner]
 	}
-	n.system.Root.Send(to, &shards.Write{Req: req, Reply: reply})
+	n.system.Root.Send(to, &msg.Write{Req: req, Reply: reply})
 	select {
 	case r := <-reply:
 		return r.Resp, r.Err
@@ -304,8 +305,8 @@ func (n *Node) Compact(ctx context.Context, rev int64, physical bool) (int64, er
 	if err := n.revs.Failure(); err != nil {
 		return n.revs.Visible(), err
 	}
-	reply := make(chan sequencer.CompactResult, 1)
-	n.system.Root.Send(n.sequencer, &sequencer.Compact{Rev: rev, Reply: reply})
+	reply := make(chan msg.CompactResult, 1)
+	n.system.Root.Send(n.sequencer, &msg.Compact{Rev: rev, Reply: reply})
 	// NB: no giving up here even if ctx ends: once the sequencer has
 	// recorded the compaction, the shards must be told, or their history
 	// would outlive it until the next restart. The answer takes one sync.
@@ -316,7 +317,7 @@ func (n *Node) Compact(ctx context.Context, rev int64, physical bool) (int64, er
 	dones := make([]chan struct{}, len(n.shardPIDs))
 	for i, pid := range n.shardPIDs {
 		dones[i] = make(chan struct{})
-		n.system.Root.Send(pid, &shards.CompactShard{Rev: rev, Done: dones[i]})
+		n.system.Root.Send(pid, &msg.CompactShard{Rev: rev, Done: dones[i]})
 	}
 	if physical {
 		for _, d := range dones {

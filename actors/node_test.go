@@ -12,7 +12,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
-	"github.com/metastore/metastore/shards"
+	"github.com/metastore/metastore/actors/msg"
 )
 
 // startNode starts a node in memory, or with a data dir in a temp dir.
@@ -152,7 +152,7 @@ func testConcurrentWritesAndReads(t *testing.T, n *Node) {
 		})
 	}
 	background(func() bool {
-		if _, err := n.Compact(ctx, n.Revision(), false); err != nil && err != shards.ErrCompacted {
+		if _, err := n.Compact(ctx, n.Revision(), false); err != nil && err != msg.ErrCompacted {
 			t.Error(err)
 			return false
 		}

@@ -8,9 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/metastore/metastore/actors/sequencer"
-	"github.com/metastore/metastore/actors/storage"
-	"github.com/metastore/metastore/shards"
+	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/storage"
 )
 
 // grpcErrors maps the core's errors to etcd's, whose text clients match.
@@ -19,13 +18,13 @@ var grpcErrors = []struct {
 	err  error
 	grpc error
 }{
-	{shards.ErrCompacted, rpctypes.ErrGRPCCompacted},
-	{shards.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
-	{shards.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
-	{shards.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
-	{shards.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
+	{msg.ErrCompacted, rpctypes.ErrGRPCCompacted},
+	{msg.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+	{msg.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
+	{msg.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{msg.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
 	{storage.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
-	{sequencer.ErrLogFailed, errLogFailed},
+	{msg.ErrLogFailed, errLogFailed},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCDeadlineExceeded},
 }

@@ -8,11 +8,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/actors/msg"
-	"github.com/metastore/metastore/actors/storage"
+	"github.com/metastore/metastore/storage"
 )
 
 // Limits of a shard, in writes and in bytes, unless ShardConfig sets
-// others. A write past a queue's limit is refused with ErrTooManyRequests
+// others. A write past a queue's limit is refused with msg.ErrTooManyRequests
 // rather than queued without bound; a batch at its limit leaves the rest
 // for the next batch; a shard holding MaxUnsettledBytes stamps nothing new
 // until they settle, so its queue fills and clients are told to back off.
@@ -58,46 +58,25 @@ const (
 // Below it the wake-up, one more message per batch, is not worth its cost.
 const settleWakeBytes = 1 << 20
 
-// Result is the answer to a write: an etcd response, or an error.
-type Result struct {
-	Resp any
-	Err  error
-}
-
-// Write asks a shard to run a Put, DeleteRange or Txn whose keys it owns
-// alone. The answer goes to Reply (buffered, capacity 1) once its revision
-// is visible.
-type Write struct {
-	Req   any
-	Reply chan<- Result
-}
-
-// Freeze asks a shard to finish its batch in flight, then stop planning
-// writes and answer ReplyTo with Frozen, until ApplyFrozen arrives. The
+// freeze asks a shard to finish its batch in flight, then stop planning
+// writes and answer ReplyTo with frozenView, until thaw arrives. The
 // coordinator uses it to evaluate a cross-shard request on a state nothing
 // else changes.
-type Freeze struct {
+type freeze struct {
 	ReplyTo *actor.PID
 }
 
-// Frozen answers Freeze with a snapshot of the shard's newest state.
-type Frozen struct {
+// frozenView answers freeze with a snapshot of the shard's newest state.
+type frozenView struct {
 	Shard int
 	View  *View
 }
 
-// ApplyFrozen ends a freeze: the shard applies Muts at Rev (nothing if Muts
+// thaw ends a freeze: the shard applies Muts at Rev (nothing if Muts
 // is empty), reports them installed, and resumes.
-type ApplyFrozen struct {
+type thaw struct {
 	Rev  int64
-	Muts []msg.Mutation
-}
-
-// CompactShard asks a shard to drop its history at or below Rev. Done, if
-// not nil, is closed when the shard's published view no longer has it.
-type CompactShard struct {
-	Rev  int64
-	Done chan<- struct{}
+	Muts []storage.Mutation
 }
 
 // RevisionSource is where shards sample the store's revision bounds.
@@ -150,7 +129,7 @@ func (c *ShardConfig) setDefaults() {
 
 // queued is a write waiting for its shard, with its size in bytes.
 type queued struct {
-	w    *Write
+	w    *msg.Write
 	size int
 }
 
@@ -217,7 +196,7 @@ func (u *unsettled) settle(visible int64) {
 }
 
 // mutationBytes is what muts hold in keys and values.
-func mutationBytes(muts []msg.Mutation) int {
+func mutationBytes(muts []storage.Mutation) int {
 	n := 0
 	for _, m := range muts {
 		n += len(m.Key) + len(m.Value)
@@ -227,7 +206,7 @@ func mutationBytes(muts []msg.Mutation) int {
 
 // batch is the run of writes planned together and stamped by one Stamp.
 type batch struct {
-	writes []*Write
+	writes []*msg.Write
 	errs   []error // dry-run outcome: an error answers the write
 	writer []bool  // dry-run outcome: the write changes something
 	env    Env
@@ -240,8 +219,8 @@ type shardActor struct {
 	inflight    *batch
 	unsettled   unsettled
 	frozen      bool
-	freezers    []*Freeze
-	compacts    []*CompactShard
+	freezers    []*freeze
+	compacts    []*msg.CompactShard
 	apply       *overlay
 }
 
@@ -259,21 +238,21 @@ func (s *shardActor) Receive(ctx actor.Context) {
 	s.cfg.Store.Settle(visible)
 	s.unsettled.settle(visible)
 	switch m := ctx.Message().(type) {
-	case *Write:
+	case *msg.Write:
 		size := requestBytes(m.Req)
 		if len(s.queue) >= s.cfg.MaxQueued || (len(s.queue) > 0 && s.queuedBytes+size > s.cfg.MaxQueuedBytes) {
-			m.Reply <- Result{Err: ErrTooManyRequests}
+			m.Reply <- msg.Result{Err: msg.ErrTooManyRequests}
 			return
 		}
 		s.queue = append(s.queue, queued{m, size})
 		s.queuedBytes += size
 	case *msg.Stamped:
 		s.install(ctx, m.Base)
-	case *Freeze:
+	case *freeze:
 		s.freezers = append(s.freezers, m)
-	case *ApplyFrozen:
+	case *thaw:
 		s.applyFrozen(ctx, m)
-	case *CompactShard:
+	case *msg.CompactShard:
 		s.compacts = append(s.compacts, m)
 	case *wakeUp:
 		// Settled above; the shard may plan again.
@@ -305,7 +284,7 @@ func (s *shardActor) pump(ctx actor.Context) {
 		f := s.freezers[0]
 		s.freezers = s.freezers[1:]
 		s.frozen = true
-		ctx.Send(f.ReplyTo, &Frozen{Shard: s.cfg.ID, View: s.cfg.Store.Snapshot()})
+		ctx.Send(f.ReplyTo, &frozenView{Shard: s.cfg.ID, View: s.cfg.Store.Snapshot()})
 		return
 	}
 	if len(s.queue) > 0 && s.unsettled.bytes < s.cfg.MaxUnsettledBytes {
@@ -324,7 +303,7 @@ func (s *shardActor) plan(ctx actor.Context) {
 		LeaseExists: s.cfg.Leases,
 	}}
 	dry := newOverlay(s.cfg.Store.live, 0)
-	var writes [][]msg.Mutation
+	var writes [][]storage.Mutation
 	n, bytes := 0, 0
 	for n < len(s.queue) && n < s.cfg.MaxBatch {
 		w, size := s.queue[n].w, s.queue[n].size
@@ -370,7 +349,7 @@ func (s *shardActor) install(ctx actor.Context, base int64) {
 	replies := make([]msg.Reply, 0, len(b.writes)+1)
 	for i, w := range b.writes {
 		if err := b.errs[i]; err != nil {
-			replies = append(replies, reply(w.Reply, next-1, Result{Err: err}))
+			replies = append(replies, reply(w.Reply, next-1, msg.Result{Err: err}))
 			continue
 		}
 		s.apply.reset(next)
@@ -380,7 +359,7 @@ func (s *shardActor) install(ctx actor.Context, base int64) {
 		}
 		s.applyMuts(next, s.apply.muts)
 		written += mutationBytes(s.apply.muts)
-		replies = append(replies, reply(w.Reply, s.apply.headerRev(), Result{Resp: resp}))
+		replies = append(replies, reply(w.Reply, s.apply.headerRev(), msg.Result{Resp: resp}))
 		if b.writer[i] {
 			next++
 		}
@@ -399,9 +378,9 @@ func (s *shardActor) wakeAt() int {
 	return min(settleWakeBytes, s.cfg.MaxUnsettledBytes)
 }
 
-func (s *shardActor) applyFrozen(ctx actor.Context, m *ApplyFrozen) {
+func (s *shardActor) applyFrozen(ctx actor.Context, m *thaw) {
 	if !s.frozen {
-		panic("shards: ApplyFrozen on a shard that is not frozen")
+		panic("shards: thaw on a shard that is not frozen")
 	}
 	s.frozen = false
 	if len(m.Muts) == 0 {
@@ -416,7 +395,7 @@ func (s *shardActor) applyFrozen(ctx actor.Context, m *ApplyFrozen) {
 	ctx.Send(s.cfg.Sequencer, &msg.Installed{From: m.Rev, To: m.Rev, Replies: replies})
 }
 
-func (s *shardActor) applyMuts(rev int64, muts []msg.Mutation) {
+func (s *shardActor) applyMuts(rev int64, muts []storage.Mutation) {
 	for _, m := range muts {
 		if m.Delete {
 			s.cfg.Store.Delete(m.Key, rev)
@@ -430,6 +409,6 @@ func (s *shardActor) publish() {
 	s.cfg.Published.Store(s.cfg.Store.Snapshot())
 }
 
-func reply(ch chan<- Result, rev int64, r Result) msg.Reply {
+func reply(ch chan<- msg.Result, rev int64, r msg.Result) msg.Reply {
 	return msg.Reply{Rev: rev, Send: func() { ch <- r }}
 }

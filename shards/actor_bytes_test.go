@@ -145,9 +145,9 @@ func (r *bytesRig) shard(cfg ShardConfig) (*actor.PID, *Store) {
 }
 
 // write sends req to pid and returns where its answer will come.
-func (r *bytesRig) write(pid *actor.PID, req any) chan Result {
-	ch := make(chan Result, 1)
-	r.system.Root.Send(pid, &Write{Req: req, Reply: ch})
+func (r *bytesRig) write(pid *actor.PID, req any) chan msg.Result {
+	ch := make(chan msg.Result, 1)
+	r.system.Root.Send(pid, &msg.Write{Req: req, Reply: ch})
 	return ch
 }
 
@@ -163,13 +163,13 @@ func (r *bytesRig) nextStamp() stampSeen {
 }
 
 // barrier returns once shard pid has handled every message sent to it
-// before and is idle (no batch in flight): a CompactShard at revision 0,
+// before and is idle (no batch in flight): a msg.CompactShard at revision 0,
 // which drops nothing, is handled only then, and its Done is closed with
 // no message after it that could wake the shard.
 func (r *bytesRig) barrier(pid *actor.PID) {
 	r.t.Helper()
 	done := make(chan struct{})
-	r.system.Root.Send(pid, &CompactShard{Rev: 0, Done: done})
+	r.system.Root.Send(pid, &msg.CompactShard{Rev: 0, Done: done})
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -177,7 +177,7 @@ func (r *bytesRig) barrier(pid *actor.PID) {
 	}
 }
 
-func wantAnswer(t *testing.T, ch chan Result, want error) {
+func wantAnswer(t *testing.T, ch chan msg.Result, want error) {
 	t.Helper()
 	select {
 	case res := <-ch:
@@ -189,7 +189,7 @@ func wantAnswer(t *testing.T, ch chan Result, want error) {
 	}
 }
 
-func wantNoAnswer(t *testing.T, ch chan Result) {
+func wantNoAnswer(t *testing.T, ch chan msg.Result) {
 	t.Helper()
 	select {
 	case res := <-ch:
@@ -210,13 +210,13 @@ func TestShardQueueRefusesPastItsBytes(t *testing.T) {
 
 	first := r.write(pid, bigPut("k/00", 1024))
 	r.nextStamp() // in flight, unanswered: the rest queues
-	var chs []chan Result
+	var chs []chan msg.Result
 	for i := 1; i <= 12; i++ {
 		chs = append(chs, r.write(pid, bigPut(fmt.Sprintf("k/%02d", i), 1024)))
 	}
 	// Nine fit in 9*size bytes; the other three are refused.
 	for _, ch := range chs[9:] {
-		wantAnswer(t, ch, ErrTooManyRequests)
+		wantAnswer(t, ch, msg.ErrTooManyRequests)
 	}
 	for _, ch := range chs[:9] {
 		wantNoAnswer(t, ch)
@@ -240,7 +240,7 @@ func TestShardQueueTakesOneWriteLargerThanItsBytes(t *testing.T) {
 	r.nextStamp()
 	big := r.write(pid, bigPut("b", 4096)) // alone in the queue: taken
 	small := r.write(pid, bigPut("c", 10)) // behind it, past the limit
-	wantAnswer(t, small, ErrTooManyRequests)
+	wantAnswer(t, small, msg.ErrTooManyRequests)
 	wantNoAnswer(t, big)
 	r.system.Root.Send(r.seq, seqAuto{})
 	wantAnswer(t, first, nil)
@@ -253,12 +253,12 @@ func TestShardQueueRefusesPastItsCount(t *testing.T) {
 	pid, _ := r.shard(ShardConfig{MaxQueued: 3})
 	r.write(pid, bigPut("a", 1))
 	r.nextStamp()
-	var chs []chan Result
+	var chs []chan msg.Result
 	for i := range 5 {
 		chs = append(chs, r.write(pid, bigPut(fmt.Sprint("k", i), 1)))
 	}
-	wantAnswer(t, chs[3], ErrTooManyRequests)
-	wantAnswer(t, chs[4], ErrTooManyRequests)
+	wantAnswer(t, chs[3], msg.ErrTooManyRequests)
+	wantAnswer(t, chs[4], msg.ErrTooManyRequests)
 	for _, ch := range chs[:3] {
 		wantNoAnswer(t, ch)
 	}
@@ -269,7 +269,7 @@ func TestShardBatchIsCutByBytes(t *testing.T) {
 	r.system.Root.Send(r.seq, seqStall{})
 	size := proto.Size(bigPut("k/00", 1024))
 	pid, _ := r.shard(ShardConfig{MaxBatchBytes: 3 * size})
-	var chs []chan Result
+	var chs []chan msg.Result
 	chs = append(chs, r.write(pid, bigPut("k/00", 1024)))
 	if s := r.nextStamp(); s.writes != 1 {
 		t.Fatalf("first batch stamps %d writes, want 1", s.writes)
@@ -302,7 +302,7 @@ func TestShardWaitsForItsUnsettledBytes(t *testing.T) {
 	r := newBytesRig(t)
 	const value = 1024
 	pid, store := r.shard(ShardConfig{MaxBatch: 1, MaxUnsettledBytes: 4 * value})
-	var chs []chan Result
+	var chs []chan msg.Result
 	for i := range 12 {
 		chs = append(chs, r.write(pid, bigPut(fmt.Sprintf("k/%02d", i), value)))
 	}
@@ -398,12 +398,12 @@ func TestCoordinatorQueueRefusesPastItsBytes(t *testing.T) {
 		Leases: func(int64) bool { return false }, MaxQueuedBytes: 5 * size,
 	}))
 	r.write(pid, &pb.DeleteRangeRequest{Key: []byte("a"), RangeEnd: []byte("z")}) // freezes, forever
-	var chs []chan Result
+	var chs []chan msg.Result
 	for i := range 8 {
 		chs = append(chs, r.write(pid, bigPut(fmt.Sprintf("k/%02d", i), 1024)))
 	}
 	for _, ch := range chs[5:] {
-		wantAnswer(t, ch, ErrTooManyRequests)
+		wantAnswer(t, ch, msg.ErrTooManyRequests)
 	}
 	for _, ch := range chs[:5] {
 		wantNoAnswer(t, ch)
@@ -440,7 +440,7 @@ func TestCoordinatorWaitsForItsUnsettledBytes(t *testing.T) {
 		}
 		return &pb.TxnRequest{Success: ops}
 	}
-	var chs []chan Result
+	var chs []chan msg.Result
 	for range 3 {
 		chs = append(chs, r.write(coord, txn()))
 	}

@@ -6,10 +6,11 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/storage"
 )
 
 // Limits of the coordinator unless CoordinatorConfig sets others. Past a
-// queue limit a cross-shard write is refused with ErrTooManyRequests; with
+// queue limit a cross-shard write is refused with msg.ErrTooManyRequests; with
 // DefaultMaxUnsettledBytes of its writes not yet visible the coordinator
 // starts no new one until they are (as a shard stops stamping), so that a
 // stream of large cross-shard writes cannot outrun the disk.
@@ -72,7 +73,7 @@ type coordinator struct {
 }
 
 type crossOp struct {
-	w        *Write
+	w        *msg.Write
 	involved []int
 	views    []*View
 	waiting  int
@@ -82,7 +83,7 @@ type crossOp struct {
 	// by is the dry run's mutations grouped by shard. The run at the real
 	// revision writes the same keys, values and leases (it is checked), so
 	// these are what each shard applies.
-	by map[int][]msg.Mutation
+	by map[int][]storage.Mutation
 }
 
 // NewCoordinatorProps returns the props of the coordinator actor.
@@ -94,16 +95,16 @@ func NewCoordinatorProps(cfg CoordinatorConfig) *actor.Props {
 func (c *coordinator) Receive(ctx actor.Context) {
 	c.unsettled.settle(c.cfg.Revisions.Visible())
 	switch m := ctx.Message().(type) {
-	case *Write:
+	case *msg.Write:
 		size := requestBytes(m.Req)
 		if len(c.queue) >= c.cfg.MaxQueued || (len(c.queue) > 0 && c.queuedBytes+size > c.cfg.MaxQueuedBytes) {
-			m.Reply <- Result{Err: ErrTooManyRequests}
+			m.Reply <- msg.Result{Err: msg.ErrTooManyRequests}
 			return
 		}
 		c.queue = append(c.queue, queued{m, size})
 		c.queuedBytes += size
 		c.next(ctx)
-	case *Frozen:
+	case *frozenView:
 		c.frozen(ctx, m)
 	case *msg.Stamped:
 		c.stamped(ctx, m.Base)
@@ -131,11 +132,11 @@ func (c *coordinator) next(ctx actor.Context) {
 	op.waiting = len(op.involved)
 	c.cur = op
 	for _, i := range op.involved {
-		ctx.Send(c.cfg.Shards[i], &Freeze{ReplyTo: ctx.Self()})
+		ctx.Send(c.cfg.Shards[i], &freeze{ReplyTo: ctx.Self()})
 	}
 }
 
-func (c *coordinator) frozen(ctx actor.Context, m *Frozen) {
+func (c *coordinator) frozen(ctx actor.Context, m *frozenView) {
 	op := c.cur
 	op.views[m.Shard] = m.View
 	if op.waiting--; op.waiting > 0 {
@@ -148,17 +149,17 @@ func (c *coordinator) frozen(ctx actor.Context, m *Frozen) {
 	}
 	op.dry = newOverlay(&Views{router: c.cfg.Router, views: op.views}, placeholder(0))
 	_, op.err = execRequest(op.dry, &op.env, op.w.Req)
-	var writes [][]msg.Mutation
+	var writes [][]storage.Mutation
 	if op.err == nil && op.dry.changed() {
-		writes = [][]msg.Mutation{op.dry.muts}
+		writes = [][]storage.Mutation{op.dry.muts}
 		op.by = c.written(op.dry.muts)
 	}
 	ctx.Send(c.cfg.Sequencer, &msg.Stamp{Writes: writes, Parts: len(op.by), ReplyTo: ctx.Self()})
 }
 
 // written returns the shards that muts write, as a set.
-func (c *coordinator) written(muts []msg.Mutation) map[int][]msg.Mutation {
-	by := make(map[int][]msg.Mutation)
+func (c *coordinator) written(muts []storage.Mutation) map[int][]storage.Mutation {
+	by := make(map[int][]storage.Mutation)
 	for _, m := range muts {
 		s := c.cfg.Router.Shard(m.Key)
 		by[s] = append(by[s], m)
@@ -172,20 +173,20 @@ func (c *coordinator) stamped(ctx actor.Context, base int64) {
 	var r msg.Reply
 	switch {
 	case op.err != nil:
-		r = reply(op.w.Reply, base-1, Result{Err: op.err})
+		r = reply(op.w.Reply, base-1, msg.Result{Err: op.err})
 	case !op.dry.changed():
 		resp, err := execRequest(newOverlay(op.dry.base, base), &op.env, op.w.Req)
-		r = reply(op.w.Reply, base-1, Result{Resp: resp, Err: err})
+		r = reply(op.w.Reply, base-1, msg.Result{Resp: resp, Err: err})
 	default:
 		o := newOverlay(op.dry.base, base)
 		resp, err := execRequest(o, &op.env, op.w.Req)
 		if err != nil || len(o.muts) != len(op.dry.muts) {
 			panic(fmt.Sprintf("shards: cross-shard write decided differently at revision %d than in its dry run (err %v)", base, err))
 		}
-		r = reply(op.w.Reply, base, Result{Resp: resp})
+		r = reply(op.w.Reply, base, msg.Result{Resp: resp})
 	}
 	for _, i := range op.involved {
-		ctx.Send(c.cfg.Shards[i], &ApplyFrozen{Rev: base, Muts: op.by[i]})
+		ctx.Send(c.cfg.Shards[i], &thaw{Rev: base, Muts: op.by[i]})
 	}
 	replies := []msg.Reply{r}
 	if op.by != nil {

@@ -6,6 +6,8 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/metastore/metastore/actors/msg"
 )
 
 // Env is what evaluating a request needs besides the keys: the store's
@@ -34,16 +36,16 @@ func (e *Env) checkRev(rev int64) error {
 	case rev == 0:
 		return nil
 	case rev > e.Visible:
-		return ErrFutureRev
+		return msg.ErrFutureRev
 	case rev < e.Compacted:
-		return ErrCompacted
+		return msg.ErrCompacted
 	}
 	return nil
 }
 
 func (e *Env) checkLease(id int64) error {
 	if id != 0 && (e.LeaseExists == nil || !e.LeaseExists(id)) {
-		return ErrLeaseNotFound
+		return msg.ErrLeaseNotFound
 	}
 	return nil
 }
@@ -97,7 +99,7 @@ func execPut(o *overlay, env *Env, r *pb.PutRequest) (*pb.PutResponse, error) {
 func checkPutPrev(rd reader, r *pb.PutRequest) error {
 	if r.IgnoreValue || r.IgnoreLease {
 		if _, ok := rd.get(string(r.Key), Latest); !ok {
-			return ErrKeyNotFound
+			return msg.ErrKeyNotFound
 		}
 	}
 	return nil

@@ -3,13 +3,13 @@ package shards
 import (
 	"slices"
 
-	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/storage"
 )
 
 // placeholder is the revision a dry run stamps on the writes of the n-th
 // (0-based) changing request of its batch: negative, so that it can never be
 // taken for a real revision, and resolvable once the sequencer assigns the
-// batch's first revision (see msg.Mutation).
+// batch's first revision (see storage.Mutation).
 func placeholder(n int) int64 { return -int64(n) - 1 }
 
 // overlay layers writes over a reader. Requests are evaluated against an
@@ -20,7 +20,7 @@ type overlay struct {
 	base   reader
 	rev    int64 // stamped on writes; a placeholder in a dry run
 	writes map[string]*record
-	muts   []msg.Mutation
+	muts   []storage.Mutation
 }
 
 func newOverlay(base reader, rev int64) *overlay {
@@ -93,7 +93,7 @@ func (o *overlay) put(key string, value []byte, lease int64) {
 		rec.version = prev.rec.version + 1
 	}
 	o.set(key, rec)
-	o.muts = append(o.muts, msg.Mutation{Key: key, Value: value, Lease: lease, Create: rec.create, Version: rec.version})
+	o.muts = append(o.muts, storage.Mutation{Key: key, Value: value, Lease: lease, Create: rec.create, Version: rec.version})
 }
 
 // del deletes key and reports whether it existed.
@@ -102,7 +102,7 @@ func (o *overlay) del(key string) bool {
 		return false
 	}
 	o.set(key, &record{rev: o.rev})
-	o.muts = append(o.muts, msg.Mutation{Key: key, Delete: true})
+	o.muts = append(o.muts, storage.Mutation{Key: key, Delete: true})
 	return true
 }
 

@@ -10,7 +10,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
-	"github.com/metastore/metastore/actors/storage"
+	"github.com/metastore/metastore/storage"
 )
 
 // Latest is the revision argument that means "the newest state".

@@ -7,8 +7,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
-	"github.com/metastore/metastore/actors/msg"
-	"github.com/metastore/metastore/actors/storage"
+	"github.com/metastore/metastore/storage"
 )
 
 // BenchmarkRangeDurable answers large ranges from a durable store whose
@@ -29,11 +28,11 @@ func BenchmarkRangeDurable(b *testing.B) {
 	order := rand.New(rand.NewPCG(1, 1)).Perm(keys)
 	for len(order) > 0 {
 		rev++
-		var muts []msg.Mutation
+		var muts []storage.Mutation
 		for _, i := range order[:perRev] {
 			key := fmt.Sprintf("key/%08d", i)
 			s.Put(key, value, 0, rev)
-			muts = append(muts, msg.Mutation{Key: key, Value: value, Create: rev, Version: 1})
+			muts = append(muts, storage.Mutation{Key: key, Value: value, Create: rev, Version: 1})
 		}
 		order = order[perRev:]
 		if err := db.Commit([]storage.Entry{{Rev: rev, Base: rev, Muts: muts}}, 0); err != nil {

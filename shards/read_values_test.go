@@ -8,8 +8,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/metastore/metastore/actors/msg"
-	"github.com/metastore/metastore/actors/storage"
+	"github.com/metastore/metastore/storage"
 )
 
 // twinStores keeps the same keys twice: durably (values in a data dir,
@@ -38,17 +37,17 @@ func newTwinStores(t *testing.T, cacheBytes int64) *twinStores {
 func (ts *twinStores) write(t *testing.T, puts map[string]string, lease int64, deletes ...string) {
 	t.Helper()
 	ts.rev++
-	var muts []msg.Mutation
+	var muts []storage.Mutation
 	for k, v := range puts {
 		rec := ts.dur.Put(k, []byte(v), lease, ts.rev)
 		ts.mem.Put(k, []byte(v), lease, ts.rev)
-		muts = append(muts, msg.Mutation{Key: k, Value: []byte(v), Lease: lease, Create: rec.create, Version: rec.version})
+		muts = append(muts, storage.Mutation{Key: k, Value: []byte(v), Lease: lease, Create: rec.create, Version: rec.version})
 	}
 	for _, k := range deletes {
 		if ts.dur.Delete(k, ts.rev) != ts.mem.Delete(k, ts.rev) {
 			t.Fatalf("delete of %q: the stores disagree", k)
 		}
-		muts = append(muts, msg.Mutation{Key: k, Delete: true})
+		muts = append(muts, storage.Mutation{Key: k, Delete: true})
 	}
 	if err := ts.db.Commit([]storage.Entry{{Rev: ts.rev, Base: ts.rev, Muts: muts}}, 0); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
-	"github.com/metastore/metastore/actors/storage"
+	"github.com/metastore/metastore/storage"
 )
 
 // ReadPath answers reads on the caller's goroutine, without a message: it

@@ -7,8 +7,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
-	"github.com/metastore/metastore/actors/msg"
-	"github.com/metastore/metastore/actors/storage"
+	"github.com/metastore/metastore/storage"
 )
 
 // TestStoreGenerations walks one key through put, delete, re-create and
@@ -186,8 +185,8 @@ func testStoreValues(t *testing.T, cacheBytes int64) {
 		t.Fatalf("recent holds %d values before they are durable, want 3", vals.recent.Size())
 	}
 	err = db.Commit([]storage.Entry{
-		{Rev: 2, Base: 2, Muts: []msg.Mutation{{Key: "k", Value: []byte("a"), Create: 2, Version: 1}}},
-		{Rev: 3, Base: 3, Muts: []msg.Mutation{{Key: "k", Value: []byte("b"), Create: 2, Version: 2}, {Key: "e", Create: 3, Version: 1}}},
+		{Rev: 2, Base: 2, Muts: []storage.Mutation{{Key: "k", Value: []byte("a"), Create: 2, Version: 1}}},
+		{Rev: 3, Base: 3, Muts: []storage.Mutation{{Key: "k", Value: []byte("b"), Create: 2, Version: 2}, {Key: "e", Create: 3, Version: 1}}},
 	}, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"github.com/maypok86/otter/v2"
 	"github.com/puzpuzpuz/xsync/v3"
 
-	"github.com/metastore/metastore/actors/storage"
+	"github.com/metastore/metastore/storage"
 )
 
 // Values is where a durable node keeps its values: out of the MVCC store,

@@ -11,27 +11,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/metastore/metastore/actors/msg"
-	"github.com/metastore/metastore/actors/storage"
+	"github.com/metastore/metastore/storage"
 )
-
-// Compact asks the sequencer to move the compact revision to Rev. The
-// answer on Reply is the current revision, or shards.ErrCompacted or
-// shards.ErrFutureRev; with a log, it comes once the compact revision is
-// durable. Shards drop their history after the answer.
-type Compact struct {
-	Rev   int64
-	Reply chan<- CompactResult
-}
-
-// ErrLogFailed is the error of every write after a commit to the log
-// failed (see sequencer.fail).
-var ErrLogFailed = errors.New("sequencer: the log failed; writes are refused until the server restarts")
-
-// CompactResult answers Compact.
-type CompactResult struct {
-	Current int64
-	Err     error
-}
 
 // Log makes stamped revisions durable. Commit is called with one group at a
 // time, in revision order, from a goroutine of the sequencer's own.
@@ -187,7 +168,7 @@ func (s *sequencer) Receive(ctx actor.Context) {
 	case *msg.Deliver:
 		s.core.hold(m.Replies)
 		s.release()
-	case *Compact:
+	case *msg.Compact:
 		s.compact(m)
 	case *synced:
 		s.synced(m)
@@ -232,7 +213,7 @@ func ticker(root *actor.RootContext, self *actor.PID, done <-chan struct{}) {
 // log queues stamped writes for the next commit. Without a log they are
 // durable as soon as they are stamped; after the log failed they never
 // will be (their clients are answered with the failure).
-func (s *sequencer) log(base int64, writes [][]msg.Mutation) {
+func (s *sequencer) log(base int64, writes [][]storage.Mutation) {
 	last := base + int64(len(writes)) - 1
 	if s.cfg.Log == nil {
 		s.core.synced(last)
@@ -253,7 +234,7 @@ func (s *sequencer) log(base int64, writes [][]msg.Mutation) {
 }
 
 // mutationBytes is about what a mutation's record costs in a pebble batch.
-func mutationBytes(m msg.Mutation) int {
+func mutationBytes(m storage.Mutation) int {
 	return len(m.Key) + len(m.Value) + 32
 }
 
@@ -364,7 +345,7 @@ func (s *sequencer) synced(m *synced) {
 // acknowledged write. etcd exits on a failed commit; staying up read-only
 // lets clients read, and the operator see why, until the restart.
 func (s *sequencer) fail(g *group, err error) {
-	cause := fmt.Errorf("%w: commit of revisions %d to %d: %w", ErrLogFailed, s.core.durable+1, g.last, err)
+	cause := fmt.Errorf("%w: commit of revisions %d to %d: %w", msg.ErrLogFailed, s.core.durable+1, g.last, err)
 	if errors.Is(err, syscall.ENOSPC) {
 		cause = fmt.Errorf("%w (%w)", cause, storage.ErrNoSpace)
 		s.lowSpace = true
@@ -441,13 +422,13 @@ func (s *sequencer) checkSpace(idle bool) {
 	s.cfg.Revisions.noSpace.Store(s.quotaAlarm || s.lowSpace)
 }
 
-func (s *sequencer) compact(m *Compact) {
+func (s *sequencer) compact(m *msg.Compact) {
 	if s.failed != nil {
-		m.Reply <- CompactResult{Current: s.core.visible, Err: s.failed}
+		m.Reply <- msg.CompactResult{Current: s.core.visible, Err: s.failed}
 		return
 	}
 	if err := s.core.compactTo(m.Rev); err != nil {
-		m.Reply <- CompactResult{Current: s.core.visible, Err: err}
+		m.Reply <- msg.CompactResult{Current: s.core.visible, Err: err}
 		return
 	}
 	current := s.core.visible
@@ -455,7 +436,7 @@ func (s *sequencer) compact(m *Compact) {
 	// refused as compacted must stay refused after a crash.
 	answer := func() {
 		s.cfg.Revisions.compacted.Store(m.Rev)
-		m.Reply <- CompactResult{Current: current}
+		m.Reply <- msg.CompactResult{Current: current}
 	}
 	if s.cfg.Log == nil {
 		answer()

@@ -10,7 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/metastore/metastore/actors/msg"
-	"github.com/metastore/metastore/actors/storage"
+	"github.com/metastore/metastore/storage"
 )
 
 // gatedLog is a Log whose first Commit waits for gate to close, so that a
@@ -70,7 +70,7 @@ func TestCommitsMergeWhatQueuedDuringASync(t *testing.T) {
 	defer root.Stop(shard)
 
 	stamp := func() {
-		root.Send(seq, &msg.Stamp{Writes: [][]msg.Mutation{{{Key: "k", Value: []byte("v")}}}, Parts: 1, ReplyTo: shard})
+		root.Send(seq, &msg.Stamp{Writes: [][]storage.Mutation{{{Key: "k", Value: []byte("v")}}}, Parts: 1, ReplyTo: shard})
 	}
 	stamp()
 	select {

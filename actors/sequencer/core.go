@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"github.com/metastore/metastore/actors/msg"
-	"github.com/metastore/metastore/shards"
 )
 
 // Revisions is the revision state the sequencer publishes for lock-free
@@ -128,9 +127,9 @@ func (c *core) advance() []msg.Reply {
 func (c *core) compactTo(rev int64) error {
 	switch {
 	case rev <= c.compact:
-		return shards.ErrCompacted
+		return msg.ErrCompacted
 	case rev > c.visible:
-		return shards.ErrFutureRev
+		return msg.ErrFutureRev
 	}
 	c.compact = rev
 	return nil

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/metastore/metastore/actors/msg"
-	"github.com/metastore/metastore/shards"
 )
 
 // TestVisibleRatchetsOverContiguousPrefix installs revisions out of order
@@ -102,10 +101,10 @@ func TestCompactTo(t *testing.T) {
 		rev     int64
 		wantErr error
 	}{
-		{rev: 11, wantErr: shards.ErrFutureRev},
+		{rev: 11, wantErr: msg.ErrFutureRev},
 		{rev: 5},
-		{rev: 5, wantErr: shards.ErrCompacted},
-		{rev: 4, wantErr: shards.ErrCompacted},
+		{rev: 5, wantErr: msg.ErrCompacted},
+		{rev: 4, wantErr: msg.ErrCompacted},
 		{rev: 10},
 	}
 	for _, tt := range tests {

@@ -45,8 +45,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
-
-	"github.com/metastore/metastore/actors/msg"
 )
 
 // Format is the layout version this build writes and reads.
@@ -427,12 +425,25 @@ func (d *DB) Value(key string, rev int64) ([]byte, error) {
 	return bytes.Clone(value), nil
 }
 
+// Mutation is one key written by a request, with the create revision and
+// version it gets, so that a record on disk stands alone. A negative Create
+// is a placeholder for a revision not stamped when the mutation was made:
+// -1 is the first revision of its Stamp, -2 the second, and so on.
+type Mutation struct {
+	Key     string
+	Value   []byte
+	Lease   int64
+	Create  int64
+	Version int64
+	Delete  bool
+}
+
 // Entry is a stamped write: the mutations of revision Rev. A mutation's
 // negative Create stands for the revision of another write of the same
 // stamp: -1 is Base, -2 is Base+1, and so on.
 type Entry struct {
 	Rev, Base int64
-	Muts      []msg.Mutation
+	Muts      []Mutation
 }
 
 // Commit writes entries (in revision order) and, if compact > 0, the

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/metastore/metastore/actors/msg"
 )
 
 // FuzzRecordKey checks that record keys decode to what was encoded and sort
@@ -84,8 +82,8 @@ func TestCommitLoadRoundTrip(t *testing.T) {
 	// Revisions 2 and 3 were stamped together: the second put of b names
 	// its create revision as a placeholder for the stamp's first revision.
 	err = db.Commit([]Entry{
-		{Rev: 2, Base: 2, Muts: []msg.Mutation{{Key: "a", Value: []byte("1"), Create: -1, Version: 1}, {Key: "b", Value: []byte("x"), Lease: 5, Create: -1, Version: 1}}},
-		{Rev: 3, Base: 2, Muts: []msg.Mutation{{Key: "b", Value: []byte("y"), Create: -1, Version: 2}, {Key: "a", Delete: true}}},
+		{Rev: 2, Base: 2, Muts: []Mutation{{Key: "a", Value: []byte("1"), Create: -1, Version: 1}, {Key: "b", Value: []byte("x"), Lease: 5, Create: -1, Version: 1}}},
+		{Rev: 3, Base: 2, Muts: []Mutation{{Key: "b", Value: []byte("y"), Create: -1, Version: 2}, {Key: "a", Delete: true}}},
 	}, 2)
 	if err != nil {
 		t.Fatal(err)

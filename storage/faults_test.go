@@ -12,8 +12,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
-
-	"github.com/metastore/metastore/actors/msg"
 )
 
 // fill commits n revisions of one key each, one sync per commit, as the
@@ -23,7 +21,7 @@ func fill(t *testing.T, db *DB, from, n int) int64 {
 	value := []byte(strings.Repeat("v", 900))
 	for i := from; i < from+n; i++ {
 		rev := int64(i + 1)
-		muts := []msg.Mutation{{Key: fmt.Sprintf("key-%05d", i), Value: value, Create: rev, Version: 1}}
+		muts := []Mutation{{Key: fmt.Sprintf("key-%05d", i), Value: value, Create: rev, Version: 1}}
 		if err := db.Commit([]Entry{{Rev: rev, Base: rev, Muts: muts}}, 0); err != nil {
 			t.Fatal(err)
 		}

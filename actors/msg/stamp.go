@@ -1,24 +1,10 @@
-// Package msg holds the messages that cross actor boundaries between the
-// shards, the coordinator and the sequencer. It is a leaf package so that
-// every actor can import it without cycles.
-//
-// Messages are sent as pointers and never changed after sending.
 package msg
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"github.com/asynkron/protoactor-go/actor"
 
-// Mutation is one key written by a request, with the create revision and
-// version it gets, so that a record on disk stands alone. A negative Create
-// is a placeholder for a revision not stamped when the mutation was made:
-// -1 is the first revision of its Stamp, -2 the second, and so on.
-type Mutation struct {
-	Key     string
-	Value   []byte
-	Lease   int64
-	Create  int64
-	Version int64
-	Delete  bool
-}
+	"github.com/metastore/metastore/storage"
+)
 
 // Stamp asks the sequencer for len(Writes) consecutive revisions, one for
 // each request that changes something, in the order given. Parts is how many
@@ -28,7 +14,7 @@ type Mutation struct {
 // Base-1 is the current revision, which is what a request that changed
 // nothing reports.
 type Stamp struct {
-	Writes  [][]Mutation
+	Writes  [][]storage.Mutation
 	Parts   int
 	ReplyTo *actor.PID
 }

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"go.etcd.io/bbolt"
-
-	"github.com/metastore/metastore/actors/msg"
 )
 
 // BenchmarkCommitGroup measures what the sequencer pays per commit group:
@@ -30,7 +28,7 @@ func BenchmarkCommitGroup(b *testing.B) {
 				entries := make([]Entry, n)
 				for i := range entries {
 					rev++
-					entries[i] = Entry{Rev: rev, Base: rev, Muts: []msg.Mutation{{Key: fmt.Sprintf("key/%d", rev%100000), Value: value, Create: rev, Version: 1}}}
+					entries[i] = Entry{Rev: rev, Base: rev, Muts: []Mutation{{Key: fmt.Sprintf("key/%d", rev%100000), Value: value, Create: rev, Version: 1}}}
 				}
 				if err := db.Commit(entries, 0); err != nil {
 					b.Fatal(err)

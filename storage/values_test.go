@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-
-	"github.com/metastore/metastore/actors/msg"
 )
 
 // readValues is Values collected into a slice in krs's order.
@@ -38,10 +36,10 @@ func TestValues(t *testing.T) {
 	}
 	defer db.Close()
 	err = db.Commit([]Entry{
-		{Rev: 2, Base: 2, Muts: []msg.Mutation{{Key: "b", Value: []byte("b2"), Create: 2, Version: 1}, {Key: "a", Value: []byte("a2"), Create: 2, Version: 1}}},
-		{Rev: 3, Base: 3, Muts: []msg.Mutation{{Key: "a", Delete: true}}},
-		{Rev: 4, Base: 4, Muts: []msg.Mutation{{Key: "c", Value: nil, Create: 4, Version: 1}, {Key: "b", Value: []byte("b4"), Lease: 7, Create: 2, Version: 2}}},
-		{Rev: 5, Base: 5, Muts: []msg.Mutation{{Key: "a", Value: []byte("a5"), Create: 5, Version: 1}}},
+		{Rev: 2, Base: 2, Muts: []Mutation{{Key: "b", Value: []byte("b2"), Create: 2, Version: 1}, {Key: "a", Value: []byte("a2"), Create: 2, Version: 1}}},
+		{Rev: 3, Base: 3, Muts: []Mutation{{Key: "a", Delete: true}}},
+		{Rev: 4, Base: 4, Muts: []Mutation{{Key: "c", Value: nil, Create: 4, Version: 1}, {Key: "b", Value: []byte("b4"), Lease: 7, Create: 2, Version: 2}}},
+		{Rev: 5, Base: 5, Muts: []Mutation{{Key: "a", Value: []byte("a5"), Create: 5, Version: 1}}},
 	}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -100,17 +98,17 @@ func TestValuesMatchValue(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var all []KeyRev
 	for rev := int64(2); rev < 400; rev++ {
-		var muts []msg.Mutation
+		var muts []Mutation
 		for range 1 + rng.IntN(8) {
 			key := fmt.Sprintf("key/%04d", rng.IntN(2000))
-			if slices.ContainsFunc(muts, func(m msg.Mutation) bool { return m.Key == key }) {
+			if slices.ContainsFunc(muts, func(m Mutation) bool { return m.Key == key }) {
 				continue
 			}
 			value := make([]byte, rng.IntN(600))
 			for i := range value {
 				value[i] = byte(rng.Uint32())
 			}
-			muts = append(muts, msg.Mutation{Key: key, Value: value, Create: rev, Version: 1})
+			muts = append(muts, Mutation{Key: key, Value: value, Create: rev, Version: 1})
 			all = append(all, KeyRev{Key: key, Rev: rev})
 		}
 		if err := db.Commit([]Entry{{Rev: rev, Base: rev, Muts: muts}}, 0); err != nil {
