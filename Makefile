@@ -12,12 +12,12 @@ ARGS     ?=
 
 # Packages with heavy concurrency: always tested under the race detector.
 RACE_PKGS  := ./actors/... ./shards/... ./rpc/...
-# Packages with real Go benchmarks (bench/tools is a nested module and is
-# not matched by ./bench/...).
+# Packages with real Go benchmarks (bench/tools and bench/harness are nested
+# modules and are not matched by ./bench/...).
 BENCH_PKGS := ./bench/... ./shards/... ./actors/...
 
-.PHONY: all check build tools run test race vet bench bench-quick bench-go bench-go-quick fuzz lint clean \
-	$(BIN)/metastore $(BIN)/etcdctl $(BIN)/etcd $(BIN)/benchmark
+.PHONY: all check build tools harness run test race vet bench bench-quick bench-go bench-go-quick fuzz lint clean \
+	$(BIN)/metastore $(BIN)/etcdctl $(BIN)/etcd $(BIN)/benchmark $(BIN)/harness
 
 all: build tools
 
@@ -45,18 +45,27 @@ $(BIN)/etcd:
 $(BIN)/benchmark:
 	cd bench/tools && GOWORK=off $(GO) build -o $(abspath $@) ./benchmark
 
+## harness: the benchmark harness behind `make bench*` (separate module
+## bench/harness, so its plotting libraries stay out of the server's go.mod).
+## Run it from the repository root: bin/harness --help.
+harness: $(BIN)/harness
+
+$(BIN)/harness:
+	cd bench/harness && GOWORK=off $(GO) build -o $(abspath $@) .
+
 ## run: build and run the server in the foreground.
 run: build
 	./$(BIN)/metastore $(ARGS)
 
 ## test: vet, race-test the concurrent packages, run every test (including
-## the integration tests in test/), then show that the linearizability
-## check fails the deliberately broken stale-reads build (the test passes
-## when it does).
+## the integration tests in test/ and the harness's, a module of its own),
+## then show that the linearizability check fails the deliberately broken
+## stale-reads build (the test passes when it does).
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 30m ./...
+	cd bench/harness && GOWORK=off $(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags metastore_fault_stalereads -run 'TestLinearizability$$/metastore' ./test/
 
 race:
@@ -75,10 +84,11 @@ bench-go:
 bench-go-quick:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2000x $(BENCH_PKGS)
 
-## fuzz: run every FuzzXxx target in the main module for FUZZTIME each.
+## fuzz: run every FuzzXxx target in the main module for FUZZTIME each
+## (the nested modules bench/tools and bench/harness are skipped).
 fuzz:
 	@set -e; found=0; \
-	for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v -e '^\./bench/tools/' -e '/testdata/' | sort); do \
+	for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v -e '^\./bench/tools/' -e '^\./bench/harness/' -e '/testdata/' | sort); do \
 		dir=$$(dirname "$$f"); \
 		for fn in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' "$$f"); do \
 			found=1; \
@@ -88,12 +98,13 @@ fuzz:
 	done; \
 	if [ "$$found" = 0 ]; then echo "no Fuzz targets found"; fi
 
-## lint: gofmt must report nothing; go vet must pass (both modules).
+## lint: gofmt must report nothing; go vet must pass (all three modules).
 lint:
 	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd bench/tools && GOWORK=off $(GO) vet ./...
+	cd bench/harness && GOWORK=off $(GO) vet ./...
 
 clean:
 	rm -rf $(BIN)
@@ -103,13 +114,13 @@ clean:
 ## no-storage ceiling server with bin/benchmark; writes bench/results/*.json
 ## and docs/benchmarks.md. Run it on a quiet machine. HARNESS_ARGS adds flags.
 HARNESS_ARGS ?=
-bench: build tools
-	$(GO) run ./bench/harness --bin $(BIN) $(HARNESS_ARGS)
+bench: build tools harness
+	$(BIN)/harness --bin $(BIN) $(HARNESS_ARGS)
 
 ## bench-quick: the same with small totals and 100,000 restart keys
 ## (a smoke run, under 3 minutes).
-bench-quick: build tools
-	$(GO) run ./bench/harness --bin $(BIN) --quick $(HARNESS_ARGS)
+bench-quick: build tools harness
+	$(BIN)/harness --bin $(BIN) --quick $(HARNESS_ARGS)
 
 ## bench-sweep: MetaStore alone (durable, in-memory) on put-100 and txn-put
 ## across 1..32 shards, with write batching on and off (--max-batch 512
@@ -118,10 +129,10 @@ bench-quick: build tools
 ## totals, 3 rounds (median shown): about 20 minutes on a 2-core VM.
 SWEEP_ARGS := --sweep-shards 1,2,4,8,16,32 --sweep-batch --sweep-mailbox
 .PHONY: bench-sweep bench-sweep-quick
-bench-sweep: build tools
-	$(GO) run ./bench/harness --bin $(BIN) $(SWEEP_ARGS) --scale 0.5 --rounds 3 $(HARNESS_ARGS)
+bench-sweep: build tools harness
+	$(BIN)/harness --bin $(BIN) $(SWEEP_ARGS) --scale 0.5 --rounds 3 $(HARNESS_ARGS)
 
 ## bench-sweep-quick: the same sweeps with small totals, one round (a smoke
 ## run, under 3 minutes).
-bench-sweep-quick: build tools
-	$(GO) run ./bench/harness --bin $(BIN) --quick $(SWEEP_ARGS) $(HARNESS_ARGS)
+bench-sweep-quick: build tools harness
+	$(BIN)/harness --bin $(BIN) --quick $(SWEEP_ARGS) $(HARNESS_ARGS)

@@ -91,7 +91,7 @@ func Start(cfg Config) (*Server, error) {
 	s.node = node
 	meta := node.Meta()
 	hdr := &header{clusterID: meta.ClusterID, memberID: meta.MemberID, revision: node.Revision}
-	s.grpc = grpc.NewServer(ServerOptions(cfg.MaxRequestBytes)...)
+	s.grpc = grpc.NewServer(serverOptions(cfg.MaxRequestBytes)...)
 	pb.RegisterKVServer(s.grpc, &kvServer{node: node, hdr: hdr, maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes})
 	// Services whose issues have not landed answer Unimplemented.
 	pb.RegisterWatchServer(s.grpc, pb.UnimplementedWatchServer{})
@@ -121,10 +121,10 @@ func Start(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServerOptions are the gRPC server options MetaStore serves with. They are
-// exported so that the benchmark harness's ceiling server uses exactly the
-// same transport settings.
-func ServerOptions(maxRequestBytes int) []grpc.ServerOption {
+// serverOptions are the gRPC server options MetaStore serves with. The
+// benchmark harness's ceiling server serves with a copy of them
+// (bench/harness/ceiling.go; its TestServerOptionsMatchServer compares).
+func serverOptions(maxRequestBytes int) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxRequestBytes + grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),

@@ -4,16 +4,18 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/grpc"
-
-	"github.com/metastore/metastore/rpc"
+	"google.golang.org/grpc/keepalive"
 )
 
 // ceilingSubcommand makes the harness binary serve as the ceiling server.
@@ -125,9 +127,9 @@ func runCeiling(args []string) error {
 	if err != nil {
 		return err
 	}
-	// The same server options as MetaStore's rpc.Start, so the ceiling
-	// differs from it only in what the handlers do.
-	s := grpc.NewServer(rpc.ServerOptions(rpc.DefaultMaxRequestBytes)...)
+	// The same server options as MetaStore's, so the ceiling differs from
+	// it only in what the handlers do.
+	s := grpc.NewServer(serverOptions(defaultMaxRequestBytes)...)
 	pb.RegisterKVServer(s, newCeiling(*valSize))
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
@@ -137,4 +139,28 @@ func runCeiling(args []string) error {
 	}()
 	fmt.Fprintf(os.Stderr, "ceiling serving http://%s\n", l.Addr())
 	return s.Serve(l)
+}
+
+// The ceiling serves with MetaStore's gRPC server options, copied here so
+// that the harness, a module of its own, imports none of the server's
+// packages: it runs the server as a binary, and importing rpc for one
+// function would tie the harness's go.mod to the server's (a replace of
+// github.com/metastore/metastore => ../.., and pebble and etcd's server
+// packages in its build). Copied from rpc/server.go (serverOptions,
+// grpcOverheadBytes) and rpc/config.go (DefaultMaxRequestBytes: the harness
+// never sets --max-request-bytes); TestServerOptionsMatchServer reads those
+// files and fails when the copy drifts.
+const (
+	defaultMaxRequestBytes = 1536 * 1024
+	grpcOverheadBytes      = 512 * 1024
+)
+
+func serverOptions(maxRequestBytes int) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxRequestBytes + grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.NumStreamWorkers(uint32(runtime.NumCPU())),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
 }

@@ -26,8 +26,9 @@ type docSection struct {
 	body       string
 }
 
-// The markers of the comparison keep the text they had before sweeps
-// existed, so existing reports update in place.
+// The markers keep the text they had before sweeps existed and before the
+// harness became its own module (it is no longer `go run ./bench/harness`
+// from the root), so existing reports update in place.
 const (
 	beginMarker = "<!-- BEGIN GENERATED RESULTS (go run ./bench/harness) -->"
 	endMarker   = "<!-- END GENERATED RESULTS -->"

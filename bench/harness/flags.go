@@ -55,7 +55,7 @@ func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: go run ./bench/harness [flags]
+		fmt.Fprintf(fs.Output(), `Usage: bin/harness [flags]   (make harness builds it; run it from the repository root)
 
 Compares MetaStore (durable and in-memory), etcd and a no-storage ceiling server
 with bin/benchmark. With --sweep-shards or --sweep-batch it instead runs MetaStore

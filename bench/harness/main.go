@@ -13,10 +13,16 @@
 // each buys on this machine. --profile saves the server's CPU and
 // allocation profiles of every MetaStore run.
 //
-//	go run ./bench/harness --quick      # or: make bench-quick
-//	go run ./bench/harness              # or: make bench
-//	go run ./bench/harness --quick --sweep-shards 1,2,4,8,16,32 --sweep-batch
-//	                                    # or: make bench-sweep-quick
+// It is its own Go module, so that its plotting libraries stay out of the
+// server's go.mod; it runs the server as a binary and imports none of its
+// packages. `make harness` builds it into bin/harness; run it from the
+// repository root (the default paths of --bin, --doc and --out are
+// relative to it):
+//
+//	bin/harness --quick      # or: make bench-quick
+//	bin/harness              # or: make bench
+//	bin/harness --quick --sweep-shards 1,2,4,8,16,32 --sweep-batch
+//	                         # or: make bench-sweep-quick
 package main
 
 import (
@@ -203,10 +209,15 @@ func runComparison(ctx context.Context, o *options, res *results) error {
 	return ctx.Err()
 }
 
-// commandLine is how this run was invoked, as a command to paste: os.Args[0]
-// of `go run` is a temporary binary, so it is replaced.
+// commandLine is how this run was invoked, as a command to paste from the
+// repository root: os.Args[0] as typed (make runs bin/harness), except the
+// temporary binary of `go run`, which is replaced.
 func commandLine() string {
-	parts := []string{"go run ./bench/harness"}
+	self := os.Args[0]
+	if strings.Contains(self, string(filepath.Separator)+"go-build") {
+		self = "(cd bench/harness && go run .)"
+	}
+	parts := []string{self}
 	for _, a := range os.Args[1:] {
 		if a == "" || strings.ContainsAny(a, " \t'\"$*?") {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"

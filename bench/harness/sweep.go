@@ -6,8 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-
-	"github.com/metastore/metastore/actors"
 )
 
 // batchSettings are the --max-batch values of the batching sweep: the
@@ -16,16 +14,13 @@ import (
 var batchSettings = []int{512, 1}
 
 // mailboxSettings are the mailbox kinds of the mailbox sweep, as
-// "dispatcher/queue": every kind the server offers, its default first. A
-// sweep setting is an index into it, from 1, so the default is the
-// baseline.
-var mailboxSettings = func() []string {
-	var names []string
-	for _, m := range actors.Mailboxes {
-		names = append(names, m.String())
-	}
-	return names
-}()
+// "dispatcher/queue": every pair of the server's --mailbox-dispatcher and
+// --mailbox-queue values (actors.Mailboxes in the server's module), its
+// default first. The harness runs the server as a binary, so it lists the
+// flag values itself; a kind the server no longer knows fails its cells,
+// as the server refuses to start. A sweep setting is an index into it, from 1, so the default
+// is the baseline.
+var mailboxSettings = []string{"pinned/ring", "pinned/mpsc", "goroutine/ring", "goroutine/mpsc"}
 
 // sweepKind is one MetaStore knob varied over settings.
 type sweepKind struct {
