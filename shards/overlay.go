@@ -35,7 +35,7 @@ func (o *overlay) reset(rev int64) {
 }
 
 func (o *overlay) get(key string, rev int64) (entry, bool) {
-	if rev == Latest {
+	if rev == latest {
 		if r, ok := o.writes[key]; ok {
 			return entry{key: key, rec: r}, !r.tombstone()
 		}
@@ -44,7 +44,7 @@ func (o *overlay) get(key string, rev int64) (entry, bool) {
 }
 
 func (o *overlay) collect(start, end string, rev int64, max int) ([]entry, int) {
-	if rev != Latest || len(o.writes) == 0 {
+	if rev != latest || len(o.writes) == 0 {
 		return o.base.collect(start, end, rev, max)
 	}
 	base, _ := o.base.collect(start, end, rev, -1)
@@ -88,7 +88,7 @@ func (o *overlay) collect(start, end string, rev int64, max int) ([]entry, int) 
 
 func (o *overlay) put(key string, value []byte, lease int64) {
 	rec := &record{rev: o.rev, create: o.rev, version: 1, lease: lease, value: value}
-	if prev, ok := o.get(key, Latest); ok {
+	if prev, ok := o.get(key, latest); ok {
 		rec.create = prev.rec.create
 		rec.version = prev.rec.version + 1
 	}
@@ -98,7 +98,7 @@ func (o *overlay) put(key string, value []byte, lease int64) {
 
 // del deletes key and reports whether it existed.
 func (o *overlay) del(key string) bool {
-	if _, ok := o.get(key, Latest); !ok {
+	if _, ok := o.get(key, latest); !ok {
 		return false
 	}
 	o.set(key, &record{rev: o.rev})

@@ -31,7 +31,7 @@ func BenchmarkRangeDurable(b *testing.B) {
 		var muts []storage.Mutation
 		for _, i := range order[:perRev] {
 			key := fmt.Sprintf("key/%08d", i)
-			s.Put(key, value, 0, rev)
+			s.put(key, value, 0, rev)
 			muts = append(muts, storage.Mutation{Key: key, Value: value, Create: rev, Version: 1})
 		}
 		order = order[perRev:]
@@ -39,7 +39,7 @@ func BenchmarkRangeDurable(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	s.Settle(rev)
+	s.settle(rev)
 	v := s.Snapshot()
 	for _, q := range []struct {
 		name string
@@ -51,7 +51,7 @@ func BenchmarkRangeDurable(b *testing.B) {
 		b.Run(fmt.Sprintf("keys=%d/%s", keys, q.name), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				resp, err := evalRange(v, q.req, Latest)
+				resp, err := evalRange(v, q.req, latest)
 				if err != nil || resp.Count != keys {
 					b.Fatalf("%v, %v", resp.Count, err)
 				}

@@ -39,12 +39,12 @@ func (ts *twinStores) write(t *testing.T, puts map[string]string, lease int64, d
 	ts.rev++
 	var muts []storage.Mutation
 	for k, v := range puts {
-		rec := ts.dur.Put(k, []byte(v), lease, ts.rev)
-		ts.mem.Put(k, []byte(v), lease, ts.rev)
+		rec := ts.dur.put(k, []byte(v), lease, ts.rev)
+		ts.mem.put(k, []byte(v), lease, ts.rev)
 		muts = append(muts, storage.Mutation{Key: k, Value: []byte(v), Lease: lease, Create: rec.create, Version: rec.version})
 	}
 	for _, k := range deletes {
-		if ts.dur.Delete(k, ts.rev) != ts.mem.Delete(k, ts.rev) {
+		if ts.dur.del(k, ts.rev) != ts.mem.del(k, ts.rev) {
 			t.Fatalf("delete of %q: the stores disagree", k)
 		}
 		muts = append(muts, storage.Mutation{Key: k, Delete: true})
@@ -52,7 +52,7 @@ func (ts *twinStores) write(t *testing.T, puts map[string]string, lease int64, d
 	if err := ts.db.Commit([]storage.Entry{{Rev: ts.rev, Base: ts.rev, Muts: muts}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	ts.dur.Settle(ts.rev)
+	ts.dur.settle(ts.rev)
 }
 
 // TestRangeValuesFromDataDir answers ranges of every shape from a durable
@@ -86,8 +86,8 @@ func testRangeValuesFromDataDir(t *testing.T, cacheBytes int64) {
 	// One more value that is installed but not yet settled: it is read
 	// from recent, the others from the data dir.
 	ts.rev++
-	ts.dur.Put("k150", []byte("recent"), 0, ts.rev)
-	ts.mem.Put("k150", []byte("recent"), 0, ts.rev)
+	ts.dur.put("k150", []byte("recent"), 0, ts.rev)
+	ts.mem.put("k150", []byte("recent"), 0, ts.rev)
 
 	all := &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l")}
 	with := func(f func(r *pb.RangeRequest)) *pb.RangeRequest {
@@ -136,7 +136,7 @@ func testRangeValuesFromDataDir(t *testing.T, cacheBytes int64) {
 		t.Run(tc.name, func(t *testing.T) {
 			rev := tc.rev
 			if rev == 0 {
-				rev = Latest
+				rev = latest
 			}
 			want, err := evalRange(ts.mem.Snapshot(), tc.req, rev)
 			if err != nil {
@@ -177,7 +177,7 @@ func TestValuesGetMany(t *testing.T) {
 	}
 	// The last one is still in recent.
 	ts.rev++
-	ts.dur.Put("k400", []byte(value(n)), 0, ts.rev)
+	ts.dur.put("k400", []byte(value(n)), 0, ts.rev)
 	krs = append(krs, storage.KeyRev{Key: "k400", Rev: ts.rev})
 	check := func(t *testing.T, krs []storage.KeyRev, first int) {
 		t.Helper()
@@ -237,10 +237,10 @@ func TestRangeAfterCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &pb.RangeRequest{Key: []byte("k"), RangeEnd: []byte("l"), SortOrder: pb.RangeRequest_DESCEND}
-	if _, err := evalRange(old, r, Latest); !errors.Is(err, storage.ErrNoRecord) {
+	if _, err := evalRange(old, r, latest); !errors.Is(err, storage.ErrNoRecord) {
 		t.Fatalf("range through an overtaken view: %v, want storage.ErrNoRecord", err)
 	}
-	resp, err := evalRange(ts.dur.Snapshot(), r, Latest)
+	resp, err := evalRange(ts.dur.Snapshot(), r, latest)
 	if err != nil || len(resp.Kvs) != 20 || string(resp.Kvs[12].Value) != "new" {
 		t.Fatalf("range after compaction through a new view: %v, %v", resp, err)
 	}

@@ -30,7 +30,7 @@ func NewReadPath(r Router, published []atomic.Pointer[View], revs RevisionSource
 // the visible revision first (every view loaded after holds it), the
 // compact revision last (a view loaded before a compaction still holds the
 // history that a compact revision loaded after it would forbid).
-func (p *ReadPath) snapshot(single string) (rev int64, views *Views, compacted int64) {
+func (p *ReadPath) snapshot(single string) (rev int64, views *viewSet, compacted int64) {
 	rev = p.revs.Visible()
 	if FaultStaleReads && rev > 0 {
 		rev--
@@ -44,7 +44,7 @@ func (p *ReadPath) snapshot(single string) (rev int64, views *Views, compacted i
 			vs[i] = p.published[i].Load()
 		}
 	}
-	return rev, &Views{router: p.router, views: vs}, p.revs.Compacted()
+	return rev, &viewSet{router: p.router, views: vs}, p.revs.Compacted()
 }
 
 // readAttempts bounds how often a read starts over because a value it was
@@ -78,7 +78,7 @@ func (p *ReadPath) rangeOnce(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	// A plain Range reads the current revision for any revision <= 0,
 	// without the compact check a range inside a Txn gets.
 	if r.Revision > 0 {
-		env := Env{Visible: cur, Compacted: compacted}
+		env := evalEnv{Visible: cur, Compacted: compacted}
 		if err := env.checkRev(r.Revision); err != nil {
 			return nil, err
 		}
@@ -99,7 +99,7 @@ func (p *ReadPath) Txn(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 
 func (p *ReadPath) txnOnce(r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	cur, views, compacted := p.snapshot("")
-	env := &Env{Visible: cur, Compacted: compacted}
+	env := &evalEnv{Visible: cur, Compacted: compacted}
 	return execTxn(newOverlay(asOf{views, cur}, cur+1), env, r)
 }
 

@@ -20,8 +20,8 @@ func NewRouter(n int) Router {
 	return Router{n: n}
 }
 
-// Shards returns the shard count.
-func (r Router) Shards() int { return r.n }
+// count returns the shard count.
+func (r Router) count() int { return r.n }
 
 // Shard returns the shard that owns key.
 func (r Router) Shard(key string) int {
@@ -96,9 +96,9 @@ func visitTxn(t *pb.TxnRequest, visit func(key, end []byte) bool) bool {
 	return true
 }
 
-// Involved returns the shards a cross-shard request touches, ascending: all
+// involved returns the shards a cross-shard request touches, ascending: all
 // of them as soon as it names a range.
-func (r Router) Involved(req any) []int {
+func (r Router) involved(req any) []int {
 	seen := make([]bool, r.n)
 	all := false
 	visit := func(key, end []byte) bool {

@@ -48,7 +48,7 @@ func TestRouterOwnerAndInvolved(t *testing.T) {
 				t.Errorf("Owner = %d, want %d", got, tt.wantOwner)
 			}
 			if tt.wantOwner == -1 {
-				if got := r.Involved(tt.req); !slices.Equal(got, tt.wantInvolved) {
+				if got := r.involved(tt.req); !slices.Equal(got, tt.wantInvolved) {
 					t.Errorf("Involved = %v, want %v", got, tt.wantInvolved)
 				}
 			}

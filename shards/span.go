@@ -1,20 +1,20 @@
 package shards
 
-// Span is the set of keys a request names, in etcd's encoding: a single key
+// keySpan is the set of keys a request names, in etcd's encoding: a single key
 // when End is empty, every key >= Key when End is "\x00", else [Key, End).
-type Span struct {
+type keySpan struct {
 	Key, End string
 }
 
-// SpanOf converts etcd's key/range_end pair.
-func SpanOf(key, rangeEnd []byte) Span { return Span{Key: string(key), End: string(rangeEnd)} }
+// spanOf converts etcd's key/range_end pair.
+func spanOf(key, rangeEnd []byte) keySpan { return keySpan{Key: string(key), End: string(rangeEnd)} }
 
-// Single reports whether the span names exactly one key.
-func (s Span) Single() bool { return s.End == "" }
+// single reports whether the span names exactly one key.
+func (s keySpan) single() bool { return s.End == "" }
 
 // bounds returns the half-open interval [start, end) the span covers, with
 // end "" meaning unbounded. A single key k becomes [k, k+"\x00").
-func (s Span) bounds() (start, end string) {
+func (s keySpan) bounds() (start, end string) {
 	switch s.End {
 	case "":
 		return s.Key, s.Key + "\x00"
@@ -25,8 +25,8 @@ func (s Span) bounds() (start, end string) {
 	}
 }
 
-// Empty reports whether the span can hold no key at all (end <= key).
-func (s Span) Empty() bool {
+// empty reports whether the span can hold no key at all (end <= key).
+func (s keySpan) empty() bool {
 	start, end := s.bounds()
 	return end != "" && end <= start
 }

@@ -91,10 +91,10 @@ type View struct {
 	vals *Values // nil: records carry their values
 }
 
-// Ascend calls fn, in key order, for each key in [start, end) that exists at
+// ascend calls fn, in key order, for each key in [start, end) that exists at
 // revision rev; an empty end means no upper bound. It stops when fn returns
 // false.
-func (v *View) Ascend(start, end string, rev int64, fn func(h *history, r *record) bool) {
+func (v *View) ascend(start, end string, rev int64, fn func(h *history, r *record) bool) {
 	v.tree.Ascend(&history{key: start}, func(h *history) bool {
 		if end != "" && h.key >= end {
 			return false
@@ -133,9 +133,9 @@ func (s *Store) Snapshot() *View {
 	return &View{tree: s.tree.Copy(), vals: s.vals}
 }
 
-// Settle forgets the values held for revisions up to visible: they are
+// settle forgets the values held for revisions up to visible: they are
 // durable, so readers find them in the data dir.
-func (s *Store) Settle(visible int64) {
+func (s *Store) settle(visible int64) {
 	n := 0
 	for n < len(s.unsettled) && s.unsettled[n].Rev <= visible {
 		s.vals.settled(s.unsettled[n])
@@ -147,9 +147,9 @@ func (s *Store) Settle(visible int64) {
 	}
 }
 
-// Put writes key at revision rev and returns the record it wrote.
+// put writes key at revision rev and returns the record it wrote.
 // NB: rev must be greater than every revision already in the store.
-func (s *Store) Put(key string, value []byte, lease, rev int64) record {
+func (s *Store) put(key string, value []byte, lease, rev int64) record {
 	if s.vals != nil {
 		s.vals.installed(key, rev, value)
 		s.unsettled = append(s.unsettled, storage.KeyRev{Key: key, Rev: rev})
@@ -169,9 +169,9 @@ func (s *Store) Put(key string, value []byte, lease, rev int64) record {
 	return rec
 }
 
-// Delete writes a tombstone for key at revision rev and reports whether the
+// del writes a tombstone for key at revision rev and reports whether the
 // key existed.
-func (s *Store) Delete(key string, rev int64) bool {
+func (s *Store) del(key string, rev int64) bool {
 	h, ok := s.tree.Get(&history{key: key})
 	if !ok {
 		return false

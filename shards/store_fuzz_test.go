@@ -37,11 +37,11 @@ func FuzzStoreAgainstModel(f *testing.F) {
 					kv.create, kv.version = old.create, old.version+1
 				}
 				next[key] = kv
-				s.Put(key, []byte(kv.value), 0, rev)
+				s.put(key, []byte(kv.value), 0, rev)
 				states = append(states, next)
 			case 2: // delete
 				_, existed := cur[key]
-				if s.Delete(key, rev+1) != existed {
+				if s.del(key, rev+1) != existed {
 					t.Fatalf("op %d: delete of %s reported %v, model %v", i, key, !existed, existed)
 				}
 				if existed {

@@ -14,15 +14,15 @@ import (
 // compaction, checking every revision read against etcd's key-index rules.
 func TestStoreGenerations(t *testing.T) {
 	s := NewStore(nil)
-	s.Put("k", []byte("a"), 0, 2)
-	s.Put("k", []byte("b"), 7, 4)
-	if !s.Delete("k", 6) {
+	s.put("k", []byte("a"), 0, 2)
+	s.put("k", []byte("b"), 7, 4)
+	if !s.del("k", 6) {
 		t.Fatal("delete of a live key reported nothing deleted")
 	}
-	if s.Delete("k", 7) {
+	if s.del("k", 7) {
 		t.Fatal("delete of a deleted key reported a delete")
 	}
-	s.Put("k", []byte("c"), 0, 8)
+	s.put("k", []byte("c"), 0, 8)
 	v := s.Snapshot()
 
 	tests := []struct {
@@ -39,7 +39,7 @@ func TestStoreGenerations(t *testing.T) {
 		{rev: 6},
 		{rev: 7},
 		{rev: 8, wantOK: true, wantValue: "c", wantCreate: 8, wantVersion: 1},
-		{rev: Latest, wantOK: true, wantValue: "c", wantCreate: 8, wantVersion: 1},
+		{rev: latest, wantOK: true, wantValue: "c", wantCreate: 8, wantVersion: 1},
 	}
 	for _, tt := range tests {
 		kv, ok := getKV(t, v, "k", tt.rev)
@@ -69,12 +69,12 @@ func TestStoreCompact(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := NewStore(nil)
-			s.Put("k", []byte("a"), 0, 2)
-			s.Put("k", []byte("b"), 0, 4)
-			s.Delete("k", 6)
-			s.Put("k", []byte("c"), 0, 8)
-			s.Put("gone", []byte("x"), 0, 3)
-			s.Delete("gone", 5)
+			s.put("k", []byte("a"), 0, 2)
+			s.put("k", []byte("b"), 0, 4)
+			s.del("k", 6)
+			s.put("k", []byte("c"), 0, 8)
+			s.put("gone", []byte("x"), 0, 3)
+			s.del("gone", 5)
 			old := s.Snapshot()
 			dropped := s.Compact(tt.compact)
 			h, ok := s.tree.Get(&history{key: "k"})
@@ -118,18 +118,18 @@ func TestStoreCompact(t *testing.T) {
 func TestSnapshotIsolation(t *testing.T) {
 	s := NewStore(nil)
 	for rev := int64(1); rev <= 100; rev++ {
-		s.Put("k", []byte{byte(rev)}, 0, rev)
+		s.put("k", []byte{byte(rev)}, 0, rev)
 	}
 	v := s.Snapshot()
 	for rev := int64(101); rev <= 200; rev++ {
-		s.Put("k", []byte{byte(rev)}, 0, rev)
-		s.Put(string(rune('a'+rev%26)), nil, 0, rev)
+		s.put("k", []byte{byte(rev)}, 0, rev)
+		s.put(string(rune('a'+rev%26)), nil, 0, rev)
 	}
-	kv, ok := getKV(t, v, "k", Latest)
+	kv, ok := getKV(t, v, "k", latest)
 	if !ok || kv.ModRevision != 100 || kv.Version != 100 {
 		t.Fatalf("snapshot changed: %+v", kv)
 	}
-	if es, n := v.collect("", "", Latest, -1); n != 1 || len(es) != 1 {
+	if es, n := v.collect("", "", latest, -1); n != 1 || len(es) != 1 {
 		t.Fatalf("snapshot sees %d keys, want 1", n)
 	}
 }
@@ -167,9 +167,9 @@ func testStoreValues(t *testing.T, cacheBytes int64) {
 	defer db.Close()
 	vals := NewValues(db, cacheBytes)
 	s := NewStore(vals)
-	s.Put("k", []byte("a"), 0, 2)
-	s.Put("k", []byte("b"), 0, 3)
-	s.Put("e", nil, 0, 3)
+	s.put("k", []byte("a"), 0, 2)
+	s.put("k", []byte("b"), 0, 3)
+	s.put("e", nil, 0, 3)
 	v := s.Snapshot()
 	check := func(when string, view *View, key string, rev int64, want string) {
 		t.Helper()
@@ -191,11 +191,11 @@ func testStoreValues(t *testing.T, cacheBytes int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Settle(2)
+	s.settle(2)
 	if vals.recent.Size() != 2 {
 		t.Fatalf("recent holds %d values after settling revision 2, want 2", vals.recent.Size())
 	}
-	s.Settle(3)
+	s.settle(3)
 	if vals.recent.Size() != 0 || len(s.unsettled) != 0 {
 		t.Fatalf("recent holds %d values after settling everything", vals.recent.Size())
 	}

@@ -133,7 +133,7 @@ func (v *Values) getMany(krs []storage.KeyRev, set func(i int, value []byte)) er
 }
 
 // installed holds a value its shard has just installed, until its
-// revision is visible (see Store.Settle).
+// revision is visible (see Store.settle).
 func (v *Values) installed(key string, rev int64, value []byte) {
 	v.recent.Store(storage.KeyRev{Key: key, Rev: rev}, value)
 }

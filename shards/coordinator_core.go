@@ -3,8 +3,6 @@ package shards
 import (
 	"fmt"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/storage"
 )
@@ -22,36 +20,9 @@ const (
 	DefaultMaxCoordinatedBytes = 32 << 20
 )
 
-// CoordinatorConfig is what the coordinator is built from.
-type CoordinatorConfig struct {
-	Router    Router
-	Shards    []*actor.PID
-	Sequencer *actor.PID
-	Revisions RevisionSource
-	Leases    func(id int64) bool
-	// MaxQueued and MaxQueuedBytes cap the writes waiting for the
-	// coordinator, in number and in bytes; MaxUnsettledBytes caps what it
-	// has written but not seen visible before it starts no new write (0:
-	// DefaultMaxCoordinated, DefaultMaxCoordinatedBytes,
-	// DefaultMaxUnsettledBytes).
-	MaxQueued         int
-	MaxQueuedBytes    int
-	MaxUnsettledBytes int
-}
-
-func (c *CoordinatorConfig) setDefaults() {
-	if c.MaxQueued <= 0 {
-		c.MaxQueued = DefaultMaxCoordinated
-	}
-	if c.MaxQueuedBytes <= 0 {
-		c.MaxQueuedBytes = DefaultMaxCoordinatedBytes
-	}
-	if c.MaxUnsettledBytes <= 0 {
-		c.MaxUnsettledBytes = DefaultMaxUnsettledBytes
-	}
-}
-
-// coordinator runs writes that touch several shards, one at a time:
+// coordCore is the coordinator's state machine, free of actors as
+// shardCore is; the shell is coordinator_actor.go. It runs writes that
+// touch several shards, one at a time:
 //
 //  1. freeze every involved shard (each finishes its batch in flight and
 //     answers with a snapshot of its newest state);
@@ -64,12 +35,14 @@ func (c *CoordinatorConfig) setDefaults() {
 //
 // Because it is the only actor that freezes more than one shard, freezes
 // cannot deadlock; the single-shard path pays nothing for it.
-type coordinator struct {
-	cfg         CoordinatorConfig
-	queue       []queued
-	queuedBytes int
-	cur         *crossOp
-	unsettled   unsettled
+type coordCore struct {
+	cfg       CoordinatorConfig
+	queue     writeQueue
+	cur       *crossOp // the write running; nil when idle
+	unsettled unsettled
+	// wake sends the coordinator wakeUpMsg; the shell sets it when the
+	// actor starts.
+	wake func()
 }
 
 type crossOp struct {
@@ -77,7 +50,7 @@ type crossOp struct {
 	involved []int
 	views    []*View
 	waiting  int
-	env      Env
+	env      evalEnv
 	dry      *overlay
 	err      error
 	// by is the dry run's mutations grouped by shard. The run at the real
@@ -86,79 +59,72 @@ type crossOp struct {
 	by map[int][]storage.Mutation
 }
 
-// NewCoordinatorProps returns the props of the coordinator actor.
-func NewCoordinatorProps(cfg CoordinatorConfig) *actor.Props {
-	cfg.setDefaults()
-	return actor.PropsFromProducer(func() actor.Actor { return &coordinator{cfg: cfg} })
+// shardThaw is a thaw and the shard it goes to.
+type shardThaw struct {
+	shard int
+	thaw  *thaw
 }
 
-func (c *coordinator) Receive(ctx actor.Context) {
-	c.unsettled.settle(c.cfg.Revisions.Visible())
-	switch m := ctx.Message().(type) {
-	case *msg.Write:
-		size := requestBytes(m.Req)
-		if len(c.queue) >= c.cfg.MaxQueued || (len(c.queue) > 0 && c.queuedBytes+size > c.cfg.MaxQueuedBytes) {
-			m.Reply <- msg.Result{Err: msg.ErrTooManyRequests}
-			return
-		}
-		c.queue = append(c.queue, queued{m, size})
-		c.queuedBytes += size
-		c.next(ctx)
-	case *frozenView:
-		c.frozen(ctx, m)
-	case *msg.Stamped:
-		c.stamped(ctx, m.Base)
-	case *wakeUp:
-		c.next(ctx)
-	}
+func newCoordCore(cfg CoordinatorConfig) *coordCore {
+	cfg.setDefaults()
+	return &coordCore{cfg: cfg}
+}
+
+// settle forgets what is visible now. The shell calls it on every message.
+func (c *coordCore) settle() { c.unsettled.settle(c.cfg.Revisions.Visible()) }
+
+// write queues w, or refuses it with msg.ErrTooManyRequests when the queue
+// is full (cfg.MaxQueued, cfg.MaxQueuedBytes).
+func (c *coordCore) write(w *msg.Write) error {
+	return c.queue.push(w, c.cfg.MaxQueued, c.cfg.MaxQueuedBytes)
 }
 
 // next starts the first queued write, unless one is running or too much
 // that the coordinator wrote is not yet visible: then the wake-up of its
-// last write brings it back here once that is.
-func (c *coordinator) next(ctx actor.Context) {
-	if c.cur != nil || len(c.queue) == 0 || c.unsettled.bytes >= c.cfg.MaxUnsettledBytes {
-		return
+// last write brings it back here once that is. It returns the shards to
+// freeze (none: nothing started).
+func (c *coordCore) next() []int {
+	if c.cur != nil || len(c.queue.ws) == 0 || c.unsettled.bytes >= c.cfg.MaxUnsettledBytes {
+		return nil
 	}
-	w := c.queue[0].w
-	c.queuedBytes -= c.queue[0].size
-	c.queue[0] = queued{}
-	c.queue = c.queue[1:]
+	w := c.queue.ws[0].w
+	c.queue.drop(1, c.queue.ws[0].size)
 	op := &crossOp{
 		w:        w,
-		involved: c.cfg.Router.Involved(w.Req),
-		views:    make([]*View, c.cfg.Router.Shards()),
+		involved: c.cfg.Router.involved(w.Req),
+		views:    make([]*View, c.cfg.Router.count()),
 	}
 	op.waiting = len(op.involved)
 	c.cur = op
-	for _, i := range op.involved {
-		ctx.Send(c.cfg.Shards[i], &freeze{ReplyTo: ctx.Self()})
-	}
+	return op.involved
 }
 
-func (c *coordinator) frozen(ctx actor.Context, m *frozenView) {
+// frozen takes a frozen shard's view. Once it has every involved shard's,
+// it dry-runs the write on them and returns the Stamp that asks for its
+// revision (ReplyTo is left to the shell); nil until then.
+func (c *coordCore) frozen(m *frozenView) *msg.Stamp {
 	op := c.cur
 	op.views[m.Shard] = m.View
 	if op.waiting--; op.waiting > 0 {
-		return
+		return nil
 	}
-	op.env = Env{
+	op.env = evalEnv{
 		Visible:     c.cfg.Revisions.Visible(),
 		Compacted:   c.cfg.Revisions.Compacted(),
 		LeaseExists: c.cfg.Leases,
 	}
-	op.dry = newOverlay(&Views{router: c.cfg.Router, views: op.views}, placeholder(0))
+	op.dry = newOverlay(&viewSet{router: c.cfg.Router, views: op.views}, placeholder(0))
 	_, op.err = execRequest(op.dry, &op.env, op.w.Req)
 	var writes [][]storage.Mutation
 	if op.err == nil && op.dry.changed() {
 		writes = [][]storage.Mutation{op.dry.muts}
 		op.by = c.written(op.dry.muts)
 	}
-	ctx.Send(c.cfg.Sequencer, &msg.Stamp{Writes: writes, Parts: len(op.by), ReplyTo: ctx.Self()})
+	return &msg.Stamp{Writes: writes, Parts: len(op.by)}
 }
 
 // written returns the shards that muts write, as a set.
-func (c *coordinator) written(muts []storage.Mutation) map[int][]storage.Mutation {
+func (c *coordCore) written(muts []storage.Mutation) map[int][]storage.Mutation {
 	by := make(map[int][]storage.Mutation)
 	for _, m := range muts {
 		s := c.cfg.Router.Shard(m.Key)
@@ -167,7 +133,10 @@ func (c *coordinator) written(muts []storage.Mutation) map[int][]storage.Mutatio
 	return by
 }
 
-func (c *coordinator) stamped(ctx actor.Context, base int64) {
+// stamped runs the write at its revision base and ends it. It returns a
+// thaw for each involved shard, in order, and the Deliver that hands the
+// answer to the sequencer; the shell sends them, then calls next.
+func (c *coordCore) stamped(base int64) ([]shardThaw, *msg.Deliver) {
 	op := c.cur
 	c.cur = nil
 	var r msg.Reply
@@ -185,15 +154,15 @@ func (c *coordinator) stamped(ctx actor.Context, base int64) {
 		}
 		r = reply(op.w.Reply, base, msg.Result{Resp: resp})
 	}
-	for _, i := range op.involved {
-		ctx.Send(c.cfg.Shards[i], &thaw{Rev: base, Muts: op.by[i]})
+	thaws := make([]shardThaw, len(op.involved))
+	for j, i := range op.involved {
+		thaws[j] = shardThaw{shard: i, thaw: &thaw{Rev: base, Muts: op.by[i]}}
 	}
 	replies := []msg.Reply{r}
 	if op.by != nil {
-		if w, ok := c.unsettled.add(ctx, base, mutationBytes(op.dry.muts), min(settleWakeBytes, c.cfg.MaxUnsettledBytes)); ok {
+		if w, ok := c.unsettled.add(base, mutationBytes(op.dry.muts), min(settleWakeBytes, c.cfg.MaxUnsettledBytes), c.wake); ok {
 			replies = append(replies, w)
 		}
 	}
-	ctx.Send(c.cfg.Sequencer, &msg.Deliver{Replies: replies})
-	c.next(ctx)
+	return thaws, &msg.Deliver{Replies: replies}
 }
