@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -47,9 +46,37 @@ type Config struct {
 	MinFreeBytes int64
 	// Logger receives the node's own lines and the actor system's warnings.
 	Logger *slog.Logger
+	// Limits bound the node's queues, batches and commit groups; a zero
+	// field takes its default.
+	Limits Limits
 	// OnFatal is called when a core actor fails. The default logs and
 	// exits the process: a shard restarted empty would serve wrong answers.
 	OnFatal func(who string, reason any)
+}
+
+// Limits are the bounds of a node's queues, in writes and in bytes. A zero
+// field takes the default named in its comment. They are fields rather than
+// constants so that tests reach them with a handful of writes.
+type Limits struct {
+	// ShardQueue and ShardQueueBytes cap the writes waiting for one shard
+	// (shards.DefaultMaxQueued, shards.DefaultMaxQueuedBytes); past them a
+	// write is refused with "too many requests".
+	ShardQueue, ShardQueueBytes int
+	// BatchBytes caps the bytes of one shard batch
+	// (shards.DefaultMaxBatchBytes).
+	BatchBytes int
+	// UnsettledBytes caps what a shard or the coordinator has written but
+	// not yet seen durable before it stops planning
+	// (shards.DefaultMaxUnsettledBytes).
+	UnsettledBytes int
+	// CoordinatorQueue and CoordinatorQueueBytes cap the cross-shard writes
+	// waiting for the coordinator (shards.DefaultMaxCoordinated,
+	// shards.DefaultMaxCoordinatedBytes).
+	CoordinatorQueue, CoordinatorQueueBytes int
+	// CommitQueue and GroupBytes cap the groups waiting for the committer
+	// and the bytes one commit merges (sequencer.DefaultCommitQueue,
+	// sequencer.DefaultMaxGroupBytes).
+	CommitQueue, GroupBytes int
 }
 
 // Node is one running MetaStore member: the shard actors, the coordinator
@@ -116,7 +143,8 @@ func Start(cfg Config) (*Node, error) {
 	}))
 	guard := actor.WithGuardian(&fatalStrategy{onFatal: onFatal})
 	root := n.system.Root
-	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace, Logger: logger}
+	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace, Logger: logger,
+		CommitQueue: cfg.Limits.CommitQueue, MaxGroupBytes: cfg.Limits.GroupBytes}
 	var dropped func([]storage.KeyRev)
 	if n.db != nil {
 		seqCfg.Log, seqCfg.Quota = n.db, cfg.QuotaBytes
@@ -131,16 +159,25 @@ func Start(cfg Config) (*Node, error) {
 		return nil, n.abort(err)
 	}
 	leases := func(int64) bool { return false }
+	// Every shard's first view is published before any actor starts, so
+	// that the read path never meets a missing one.
+	for i, store := range stores {
+		n.published[i].Store(store.Snapshot())
+	}
 	for i, store := range stores {
 		props := shards.NewShardProps(shards.ShardConfig{
-			ID:        i,
-			Store:     store,
-			Published: &n.published[i],
-			Sequencer: n.sequencer,
-			Revisions: n.revs,
-			Leases:    leases,
-			Dropped:   dropped,
-			MaxBatch:  cfg.MaxBatch,
+			ID:                i,
+			Store:             store,
+			Published:         &n.published[i],
+			Sequencer:         n.sequencer,
+			Revisions:         n.revs,
+			Leases:            leases,
+			Dropped:           dropped,
+			MaxBatch:          cfg.MaxBatch,
+			MaxQueued:         cfg.Limits.ShardQueue,
+			MaxQueuedBytes:    cfg.Limits.ShardQueueBytes,
+			MaxBatchBytes:     cfg.Limits.BatchBytes,
+			MaxUnsettledBytes: cfg.Limits.UnsettledBytes,
 		}).Configure(append(mailbox(), guard)...)
 		pid, err := root.SpawnNamed(props, fmt.Sprintf("shard-%d", i))
 		if err != nil {
@@ -149,21 +186,17 @@ func Start(cfg Config) (*Node, error) {
 		n.shardPIDs = append(n.shardPIDs, pid)
 	}
 	n.coordinator, err = root.SpawnNamed(shards.NewCoordinatorProps(shards.CoordinatorConfig{
-		Router:    n.router,
-		Shards:    n.shardPIDs,
-		Sequencer: n.sequencer,
-		Revisions: n.revs,
-		Leases:    leases,
+		Router:            n.router,
+		Shards:            n.shardPIDs,
+		Sequencer:         n.sequencer,
+		Revisions:         n.revs,
+		Leases:            leases,
+		MaxQueued:         cfg.Limits.CoordinatorQueue,
+		MaxQueuedBytes:    cfg.Limits.CoordinatorQueueBytes,
+		MaxUnsettledBytes: cfg.Limits.UnsettledBytes,
 	}).Configure(append(mailbox(), guard)...), "coordinator")
 	if err != nil {
 		return nil, n.abort(err)
-	}
-	// A shard publishes its first view when it starts; wait for all of them
-	// so that the read path never sees a nil view.
-	for i := range n.published {
-		for n.published[i].Load() == nil {
-			time.Sleep(time.Millisecond)
-		}
 	}
 	n.read = shards.NewReadPath(n.router, n.published, n.revs)
 	return n, nil
@@ -232,12 +265,19 @@ func (n *Node) NoSpace() bool { return n.revs.NoSpace() }
 // Revision returns the visible revision.
 func (n *Node) Revision() int64 { return n.revs.Visible() }
 
-// Range answers a range from the published views.
+// Range answers r at the visible revision (or r.Revision) from the shards'
+// published views, on the caller's goroutine and without a message: it
+// sees every write acknowledged before it began. It fails with
+// msg.ErrCompacted or msg.ErrFutureRev for a revision out of bounds.
 func (n *Node) Range(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	return n.read.Range(r)
 }
 
-// Put runs a put.
+// Put runs r through the shard that owns its key and returns once its
+// revision is visible, hence durable. It fails with one of msg's errors
+// (too many requests, lease not found, key not found for ignore_value or
+// ignore_lease, the log failed). If ctx ends first it returns ctx.Err(),
+// and the put may still be applied, as with etcd's timeouts.
 func (n *Node) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
 	resp, err := n.write(ctx, r)
 	if err != nil {
@@ -246,7 +286,9 @@ func (n *Node) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, erro
 	return resp.(*pb.PutResponse), nil
 }
 
-// DeleteRange runs a delete.
+// DeleteRange runs r: through the shard that owns its key, or, for a range,
+// through the coordinator, atomically across shards. Answers and ctx as
+// for Put; a delete that deletes nothing takes no revision.
 func (n *Node) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	resp, err := n.write(ctx, r)
 	if err != nil {
@@ -255,8 +297,10 @@ func (n *Node) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.D
 	return resp.(*pb.DeleteRangeResponse), nil
 }
 
-// Txn runs a Txn: a read-only one on the read path, any other through the
-// shard that owns all its keys, or the coordinator.
+// Txn runs r: a read-only one on the read path, as Range; any other
+// through the shard that owns all its keys, or the coordinator, with every
+// branch decided on one state and all its writes at one revision. Answers
+// and ctx as for Put; a Txn whose branch writes nothing takes no revision.
 func (n *Node) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if shards.IsTxnReadOnly(r) {
 		return n.read.Txn(r)

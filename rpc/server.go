@@ -71,19 +71,7 @@ func Start(cfg Config) (*Server, error) {
 		s.listeners = append(s.listeners, l)
 		s.urls = append(s.urls, "http://"+l.Addr().String())
 	}
-	node, err := actors.Start(actors.Config{
-		Shards:          cfg.Shards,
-		DefaultShards:   DefaultShards(),
-		DataDir:         cfg.DataDir,
-		InMemory:        cfg.InMemory,
-		QuotaBytes:      quota,
-		MaxBatch:        cfg.MaxBatch,
-		ValueCacheBytes: cfg.ValueCacheBytes,
-		Mailbox:         cfg.Mailbox,
-		FS:              cfg.FS,
-		MinFreeBytes:    cfg.MinFreeBytes,
-		Logger:          cfg.Logger,
-	})
+	node, err := actors.Start(nodeConfig(cfg, quota))
 	if err != nil {
 		s.closeListeners()
 		return nil, err
@@ -176,6 +164,14 @@ func (s *Server) Close() error {
 	}
 	s.node.Stop()
 	return nil
+}
+
+// nodeConfig is the node's part of cfg with what Start derives for it.
+func nodeConfig(cfg Config, quota int64) actors.Config {
+	n := cfg.Config
+	n.QuotaBytes = quota
+	n.DefaultShards = DefaultShards()
+	return n
 }
 
 // gracefulStopWait is how long Close lets calls in flight finish.

@@ -1,35 +1,3 @@
-// Package storage is MetaStore's data dir: an embedded pebble database
-// holding every key's uncompacted history and the member's metadata.
-//
-// Layout (all integers big-endian unless noted):
-//
-//	m/format            "2": the layout version; any other is refused
-//	m/ids               cluster ID, member ID (8 bytes each)
-//	m/shards            the shard count last used (uvarint)
-//	m/compact           the compact revision (8 bytes)
-//	m/alarm             "nospace" while the NOSPACE alarm is raised
-//	r/<rev><key>        one record of one key: create, version (0 for a
-//	                    tombstone) and lease as varints, then the value
-//
-// Prefixes l/ (leases), a/ (auth) and c/ (membership) are reserved, so they
-// can land without a format break.
-//
-// Records are keyed by revision first, as etcd keys its bbolt bucket, so
-// that writes append at the end of the key space, and no metadata is
-// written with them: the store's revision is the newest record's, or the
-// compact revision if compaction removed every record above it (a
-// compaction never removes a record newer than the compact revision).
-// pebble can then move new tables down its levels without rewriting older
-// ones. Keyed by key, random writes overlapped every table; and a revision
-// counter written in every commit group did the same on its own (it made
-// every new table span from m/ to the newest record). Either way each
-// compaction rewrote the whole bottom level, which cost a quarter of a
-// durable put's CPU (profile in docs/benchmarks.md). Compaction still
-// deletes exactly the records it drops, since each names its (revision,
-// key).
-//
-// Each commit group is one pebble batch written with one sync: a restart
-// sees a prefix of the commit order, never half a revision.
 package storage
 
 import (

@@ -42,6 +42,10 @@ type Config struct {
 	// Logger receives the alarm's changes and the log's failure; nil
 	// means slog.Default().
 	Logger *slog.Logger
+	// CommitQueue and MaxGroupBytes bound the groups waiting for the
+	// committer and the bytes one commit merges (0: DefaultCommitQueue,
+	// DefaultMaxGroupBytes).
+	CommitQueue, MaxGroupBytes int
 }
 
 // group is what the sequencer hands the committer in one message: the
@@ -61,18 +65,19 @@ type synced struct {
 	err error
 }
 
-// commitQueue is how many groups may wait for the committer. A full queue
-// keeps the rest in the sequencer's pending groups, handed over after the
-// next sync; it is large enough that this happens only when the disk falls
-// far behind.
-const commitQueue = 1024
+// DefaultCommitQueue is how many groups may wait for the committer unless
+// configured. A full queue keeps the rest in the sequencer's pending
+// groups, handed over after the next sync; it is large enough that this
+// happens only when the disk falls far behind.
+const DefaultCommitQueue = 1024
 
-// maxGroupBytes bounds the bytes of records one commit merges: a pebble
+// DefaultMaxGroupBytes bounds the bytes of records one commit merges
+// unless configured: a pebble
 // batch is held in memory whole (twice, with its WAL copy) and kept until
 // flushed when it is larger than half a memtable, and pebble refuses one of
 // 4 GiB. A single Stamp larger than this is still committed alone: shards
 // bound their batches in bytes.
-const maxGroupBytes = 16 << 20
+const DefaultMaxGroupBytes = 16 << 20
 
 // releaseAfterBytes is how much must have been committed since memory was
 // last handed back to the operating system before an idle sequencer does
@@ -126,6 +131,12 @@ func Props(cfg Config) *actor.Props {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.CommitQueue <= 0 {
+		cfg.CommitQueue = DefaultCommitQueue
+	}
+	if cfg.MaxGroupBytes <= 0 {
+		cfg.MaxGroupBytes = DefaultMaxGroupBytes
+	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &sequencer{cfg: cfg, logger: cfg.Logger, core: c, quotaAlarm: cfg.NoSpace}
 	})
@@ -135,7 +146,7 @@ func (s *sequencer) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		if s.cfg.Log != nil {
-			s.commits = make(chan *group, commitQueue)
+			s.commits = make(chan *group, s.cfg.CommitQueue)
 			s.stopped = make(chan struct{})
 			s.ticks = make(chan struct{})
 			go s.committer(ctx.ActorSystem().Root, ctx.Self())
@@ -239,9 +250,9 @@ func mutationBytes(m storage.Mutation) int {
 }
 
 // pendingGroup returns the group that takes the next stamped writes: the
-// newest pending one, unless it holds maxGroupBytes already.
+// newest pending one, unless it holds MaxGroupBytes already.
 func (s *sequencer) pendingGroup() *group {
-	if n := len(s.pending); n > 0 && s.pending[n-1].bytes < maxGroupBytes {
+	if n := len(s.pending); n > 0 && s.pending[n-1].bytes < s.cfg.MaxGroupBytes {
 		return s.pending[n-1]
 	}
 	g := &group{last: s.core.next - 1}
@@ -283,7 +294,7 @@ func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
 				return
 			}
 		}
-		g, carry = drain(g, s.commits, maxGroupBytes)
+		g, carry = drain(g, s.commits, s.cfg.MaxGroupBytes)
 		if failed {
 			continue
 		}

@@ -23,6 +23,7 @@ type gatedLog struct {
 	mu      sync.Mutex
 	commits int
 	revs    []int64
+	sizes   []int // revisions in each commit, in order
 }
 
 func (l *gatedLog) Commit(entries []storage.Entry, compact int64) error {
@@ -36,6 +37,7 @@ func (l *gatedLog) Commit(entries []storage.Entry, compact int64) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.sizes = append(l.sizes, len(entries))
 	for _, e := range entries {
 		l.revs = append(l.revs, e.Rev)
 	}
@@ -54,13 +56,39 @@ func (l *gatedLog) LowSpace() (bool, uint64, error) {
 // queued meanwhile must share a few commits instead of one each, and every
 // revision must become visible.
 func TestCommitsMergeWhatQueuedDuringASync(t *testing.T) {
+	// Each stamp below writes one record of about 34 bytes (mutationBytes).
+	const record = 1 + 1 + 32
+	cases := []struct {
+		name         string
+		groupBytes   int
+		maxCommits   int // besides the first
+		maxPerCommit int
+	}{
+		// One commit for everything queued behind the first, and at most
+		// one more for what was still pending when that one began.
+		{"merged", 0, 2, 0},
+		// Merging stops at the byte cap: every commit holds at most 5.
+		{"capped in bytes", 5 * record, 0, 5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			commitsMerge(t, c.groupBytes, c.maxCommits, c.maxPerCommit)
+		})
+	}
+}
+
+// commitsMerge holds the first sync while more writes are stamped than
+// the committer's queue (8 groups) holds, then releases it. With
+// maxCommits > 0 the rest must take at most that many commits; with
+// maxPerCommit > 0 no commit may hold more revisions than that.
+func commitsMerge(t *testing.T, groupBytes, maxCommits, maxPerCommit int) {
 	log := &gatedLog{gate: make(chan struct{}), started: make(chan struct{})}
 	revs := &Revisions{}
 	system := actor.NewActorSystem()
 	root := system.Root
-	seq := root.Spawn(Props(Config{Revisions: revs, Log: log}))
+	const queue = 8
+	seq := root.Spawn(Props(Config{Revisions: revs, Log: log, CommitQueue: queue, MaxGroupBytes: groupBytes}))
 	defer root.Stop(seq)
-
 	var stamped atomic.Int64
 	shard := root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
 		if _, ok := ctx.Message().(*msg.Stamped); ok {
@@ -80,7 +108,7 @@ func TestCommitsMergeWhatQueuedDuringASync(t *testing.T) {
 	}
 	// The first commit holds revision 1; the queue fills, and the rest waits
 	// in the sequencer's pending group.
-	n := int64(1 + commitQueue + 500)
+	n := int64(1 + queue + 40)
 	for range n - 1 {
 		stamp()
 	}
@@ -98,10 +126,11 @@ func TestCommitsMergeWhatQueuedDuringASync(t *testing.T) {
 	if !slices.Equal(log.revs, want) {
 		t.Fatalf("the log saw %d revisions, not 1..%d in order (first ones %v)", len(log.revs), n, log.revs[:min(len(log.revs), 10)])
 	}
-	// One commit for revision 1, one for everything queued behind it, and
-	// at most one more for what was still pending when that one began.
-	if log.commits > 3 {
-		t.Fatalf("%d revisions took %d commits, want at most 3", n, log.commits)
+	if maxCommits > 0 && log.commits > 1+maxCommits {
+		t.Fatalf("%d revisions took %d commits, want at most %d", n, log.commits, 1+maxCommits)
+	}
+	if maxPerCommit > 0 && slices.Max(log.sizes) > maxPerCommit {
+		t.Fatalf("commits of %v revisions, want at most %d each", log.sizes, maxPerCommit)
 	}
 }
 
