@@ -279,22 +279,16 @@ func (n *Node) Range(r *pb.RangeRequest) (*pb.RangeResponse, error) {
 // ignore_lease, the log failed). If ctx ends first it returns ctx.Err(),
 // and the put may still be applied, as with etcd's timeouts.
 func (n *Node) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
-	resp, err := n.write(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*pb.PutResponse), nil
+	resp, err := n.write(ctx, msg.Request{Put: r})
+	return resp.Put, err
 }
 
 // DeleteRange runs r: through the shard that owns its key, or, for a range,
 // through the coordinator, atomically across shards. Answers and ctx as
 // for Put; a delete that deletes nothing takes no revision.
 func (n *Node) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-	resp, err := n.write(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*pb.DeleteRangeResponse), nil
+	resp, err := n.write(ctx, msg.Request{Delete: r})
+	return resp.Delete, err
 }
 
 // Txn runs r: a read-only one on the read path, as Range; any other
@@ -305,11 +299,8 @@ func (n *Node) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, erro
 	if shards.IsTxnReadOnly(r) {
 		return n.read.Txn(r)
 	}
-	resp, err := n.write(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return resp.(*pb.TxnResponse), nil
+	resp, err := n.write(ctx, msg.Request{Txn: r})
+	return resp.Txn, err
 }
 
 // write sends req to the actor that runs it and waits for the answer. If
@@ -317,9 +308,9 @@ func (n *Node) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, erro
 // outcome is unknown, as etcd's timeouts do. After the log failed every
 // write is refused, and one in flight is answered with the failure (it
 // may have reached the disk, or not; it was never acknowledged).
-func (n *Node) write(ctx context.Context, req any) (any, error) {
+func (n *Node) write(ctx context.Context, req msg.Request) (msg.Response, error) {
 	if err := n.revs.Failure(); err != nil {
-		return nil, err
+		return msg.Response{}, err
 	}
 	reply := make(chan msg.Result, 1)
 	to := n.coordinator
@@ -331,13 +322,13 @@ func (n *Node) write(ctx context.Context, req any) (any, error) {
 	case r := <-reply:
 		return r.Resp, r.Err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return msg.Response{}, ctx.Err()
 	case <-n.revs.Failed():
 		select {
 		case r := <-reply: // answered as the log failed
 			return r.Resp, r.Err
 		default:
-			return nil, n.revs.Failure()
+			return msg.Response{}, n.revs.Failure()
 		}
 	}
 }

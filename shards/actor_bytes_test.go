@@ -147,7 +147,7 @@ func (r *bytesRig) shard(cfg ShardConfig) (*actor.PID, *Store) {
 // write sends req to pid and returns where its answer will come.
 func (r *bytesRig) write(pid *actor.PID, req any) chan msg.Result {
 	ch := make(chan msg.Result, 1)
-	r.system.Root.Send(pid, &msg.Write{Req: req, Reply: ch})
+	r.system.Root.Send(pid, &msg.Write{Req: request(req), Reply: ch})
 	return ch
 }
 

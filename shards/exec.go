@@ -51,21 +51,23 @@ func (e *evalEnv) checkLease(id int64) error {
 // which stamps o.rev on what it writes. The returned response carries the
 // header revision etcd would give it; the caller fills the rest of the
 // header.
-func execRequest(o *overlay, env *evalEnv, req any) (any, error) {
-	switch r := req.(type) {
-	case *pb.PutRequest:
-		return execPut(o, env, r)
-	case *pb.DeleteRangeRequest:
-		resp, err := execDelete(o, r)
+func execRequest(o *overlay, env *evalEnv, req msg.Request) (msg.Response, error) {
+	switch {
+	case req.Put != nil:
+		resp, err := execPut(o, env, req.Put)
+		return msg.Response{Put: resp}, err
+	case req.Delete != nil:
+		resp, err := execDelete(o, req.Delete)
 		if err != nil {
-			return nil, err
+			return msg.Response{}, err
 		}
 		resp.Header = &pb.ResponseHeader{Revision: o.headerRev()}
-		return resp, nil
-	case *pb.TxnRequest:
-		return execTxn(o, env, r)
+		return msg.Response{Delete: resp}, nil
+	case req.Txn != nil:
+		resp, err := execTxn(o, env, req.Txn)
+		return msg.Response{Txn: resp}, err
 	}
-	panic("shards: execRequest: unexpected request type")
+	panic("shards: execRequest: empty request")
 }
 
 // headerRev is the revision a response reports: the request's own if it

@@ -41,11 +41,8 @@ func (q *writeQueue) drop(n, bytes int) {
 }
 
 // requestBytes is the size of a request as the client encoded it.
-func requestBytes(req any) int {
-	if m, ok := req.(proto.Message); ok {
-		return proto.Size(m)
-	}
-	return 0
+func requestBytes(req msg.Request) int {
+	return proto.Size(req.Message())
 }
 
 // reply is the answer r to a write, to send on ch once rev is visible.

@@ -3,6 +3,8 @@ package shards
 import (
 	"github.com/cespare/xxhash/v2"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/metastore/metastore/actors/msg"
 )
 
 // Router maps keys to shards by hash. A key's shard depends on the count of
@@ -31,7 +33,7 @@ func (r Router) Shard(key string) int {
 // Owner returns the one shard that owns every key a write request names, or
 // -1 when the request needs several shards (a range, or keys that hash
 // apart) and so goes through the coordinator.
-func (r Router) Owner(req any) int {
+func (r Router) Owner(req msg.Request) int {
 	owner := -2 // no key seen yet
 	visit := func(key, end []byte) bool {
 		if len(end) != 0 {
@@ -56,14 +58,14 @@ func (r Router) Owner(req any) int {
 
 // visitRequest calls visit for every key span a write request names, until
 // visit returns false.
-func visitRequest(req any, visit func(key, end []byte) bool) {
-	switch q := req.(type) {
-	case *pb.PutRequest:
-		visit(q.Key, nil)
-	case *pb.DeleteRangeRequest:
-		visit(q.Key, q.RangeEnd)
-	case *pb.TxnRequest:
-		visitTxn(q, visit)
+func visitRequest(req msg.Request, visit func(key, end []byte) bool) {
+	switch {
+	case req.Put != nil:
+		visit(req.Put.Key, nil)
+	case req.Delete != nil:
+		visit(req.Delete.Key, req.Delete.RangeEnd)
+	case req.Txn != nil:
+		visitTxn(req.Txn, visit)
 	}
 }
 
@@ -98,7 +100,7 @@ func visitTxn(t *pb.TxnRequest, visit func(key, end []byte) bool) bool {
 
 // involved returns the shards a cross-shard request touches, ascending: all
 // of them as soon as it names a range.
-func (r Router) involved(req any) []int {
+func (r Router) involved(req msg.Request) []int {
 	seen := make([]bool, r.n)
 	all := false
 	visit := func(key, end []byte) bool {

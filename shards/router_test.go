@@ -44,11 +44,11 @@ func TestRouterOwnerAndInvolved(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := r.Owner(tt.req); got != tt.wantOwner {
+			if got := r.Owner(request(tt.req)); got != tt.wantOwner {
 				t.Errorf("Owner = %d, want %d", got, tt.wantOwner)
 			}
 			if tt.wantOwner == -1 {
-				if got := r.involved(tt.req); !slices.Equal(got, tt.wantInvolved) {
+				if got := r.involved(request(tt.req)); !slices.Equal(got, tt.wantInvolved) {
 					t.Errorf("Involved = %v, want %v", got, tt.wantInvolved)
 				}
 			}

@@ -45,7 +45,7 @@ func newCoreRig(t *testing.T, cfg ShardConfig) *coreRig {
 // the core's refusal.
 func (r *coreRig) write(req any) (chan msg.Result, error) {
 	ch := make(chan msg.Result, 1)
-	return ch, r.core.write(&msg.Write{Req: req, Reply: ch})
+	return ch, r.core.write(&msg.Write{Req: request(req), Reply: ch})
 }
 
 func (r *coreRig) mustWrite(req any) chan msg.Result {
@@ -307,7 +307,7 @@ func TestCoreRevisions(t *testing.T) {
 					t.Fatalf("write %d: error %v, want %v", i, res.Err, tt.wantErrs[i])
 				}
 				if res.Err == nil {
-					if rev := headerRev(res.Resp); rev != tt.wantRevs[i] {
+					if rev := headerRev(response(res.Resp)); rev != tt.wantRevs[i] {
 						t.Errorf("write %d: header revision %d, want %d", i, rev, tt.wantRevs[i])
 					}
 				}
@@ -412,8 +412,8 @@ func TestCoreDryRunAgreesWithRealRun(t *testing.T) {
 		if !errors.Is(g.Err, w.Err) {
 			t.Fatalf("write %d: error %v batched, %v alone", i, g.Err, w.Err)
 		}
-		if g.Err == nil && !proto.Equal(g.Resp.(proto.Message), w.Resp.(proto.Message)) {
-			t.Errorf("write %d:\nbatched %v\nalone   %v", i, g.Resp, w.Resp)
+		if g.Err == nil && !proto.Equal(response(g.Resp), response(w.Resp)) {
+			t.Errorf("write %d:\nbatched %v\nalone   %v", i, response(g.Resp), response(w.Resp))
 		}
 	}
 	gv, wv := batched.core.cfg.Published.Load(), alone.core.cfg.Published.Load()
@@ -521,7 +521,7 @@ func TestCoreQueueRefusals(t *testing.T) {
 					if err != nil {
 						t.Fatalf("write %d refused: %v", i, err)
 					}
-					bytes += requestBytes(req)
+					bytes += requestBytes(request(req))
 				} else if !errors.Is(err, msg.ErrTooManyRequests) {
 					t.Fatalf("write %d: %v, want %v", i, err, msg.ErrTooManyRequests)
 				}
