@@ -345,7 +345,18 @@ func (n *Node) Compact(ctx context.Context, rev int64, physical bool) (int64, er
 	// NB: no giving up here even if ctx ends: once the sequencer has
 	// recorded the compaction, the shards must be told, or their history
 	// would outlive it until the next restart. The answer takes one sync.
-	res := <-reply
+	var res msg.CompactResult
+	select {
+	case res = <-reply:
+	case <-n.revs.Failed():
+		// The sequencer answers a compaction caught by the failure too;
+		// this only saves waiting for its turn.
+		select {
+		case res = <-reply:
+		default:
+			return n.revs.Visible(), n.revs.Failure()
+		}
+	}
 	if res.Err != nil {
 		return res.Current, res.Err
 	}

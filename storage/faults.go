@@ -94,30 +94,43 @@ func findWALDamage(fsys vfs.FS, dir string) (walDamage, bool) {
 // dir opens, under the NOSPACE alarm, so that a server stopped under the
 // alarm starts again as it was.
 func (d *DB) checkSpace() error {
-	_, avail, err := d.LowSpace()
-	if err != nil || d.opts.MinFreeBytes < 0 || avail >= d.reserve/4 {
+	avail, reserve, err := d.space()
+	if err != nil || d.opts.MinFreeBytes < 0 || avail >= reserve/4 {
 		return nil // a file system that cannot say is not refused
 	}
 	return fmt.Errorf("storage: %s: %w: %d bytes free on its file system, %d needed to open it; free some space and start again",
-		d.dir, ErrNoSpace, avail, d.reserve/4)
+		d.dir, ErrNoSpace, avail, reserve/4)
 }
 
 // LowSpace reports whether the dir's file system has less free space than
 // its reserve, and how much it has. The reserve is Options.MinFreeBytes,
-// or an eighth of a file system too small for that. The sequencer
-// checks it after commits and while idle: below the reserve it raises the
-// NOSPACE alarm, so that a disk filling up is met by refusing puts while
-// pebble still has room to flush and compact.
-func (d *DB) LowSpace() (bool, uint64, error) {
+// or an eighth of a file system too small for that. The sequencer checks
+// it after commits and while idle: below the reserve it raises the NOSPACE
+// alarm, so that a disk filling up is met by refusing puts while pebble
+// still has room to flush and compact. wasLow is the last answer: space
+// counts as back only an eighth above the reserve, so that a disk hovering
+// at the threshold does not flip the alarm at every check.
+func (d *DB) LowSpace(wasLow bool) (bool, uint64, error) {
 	if d.opts.MinFreeBytes < 0 {
 		return false, 0, nil
 	}
-	du, err := d.opts.FS.GetDiskUsage(d.dir)
+	avail, reserve, err := d.space()
 	if err != nil {
 		return false, 0, err
 	}
-	d.reserve = min(uint64(d.opts.MinFreeBytes), du.TotalBytes/8)
-	return du.AvailBytes < d.reserve, du.AvailBytes, nil
+	if wasLow {
+		reserve += reserve / 8
+	}
+	return avail < reserve, avail, nil
+}
+
+// space returns the free space of the dir's file system and its reserve.
+func (d *DB) space() (avail, reserve uint64, err error) {
+	du, err := d.opts.FS.GetDiskUsage(d.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	return du.AvailBytes, min(uint64(d.opts.MinFreeBytes), du.TotalBytes/8), nil
 }
 
 // pebbleLogger sends pebble's log lines to the server's log. A fatal line
@@ -152,22 +165,28 @@ type pebbleFatal struct {
 	cause error
 }
 
-func (f pebbleFatal) Error() string { return "pebble: " + f.msg }
+func (f pebbleFatal) Error() string { return f.msg } // pebble's own, "pebble: ..."
 func (f pebbleFatal) Unwrap() error { return f.cause }
 
-// recoverFatal turns a pebbleFatal panic of the calling write into *err. A
-// commit that fails leaves pebble's commit pipeline unusable: the caller
-// must write nothing more (the sequencer stops committing; see its fail).
+// recoverFatal, deferred, turns a pebbleFatal panic of the calling write
+// into *err. A commit that fails leaves pebble's commit pipeline unusable:
+// the caller must write nothing more (the sequencer stops committing; see
+// its fail; DB refuses later writes).
 func recoverFatal(err *error) {
-	r := recover()
-	if r == nil {
-		return
+	if r := recover(); r != nil {
+		*err = fatalError(r)
 	}
+}
+
+// fatalError returns the pebbleFatal a write recovered, and panics again
+// with anything else: pebble panics plainly where its locks are still held,
+// and there the process must end.
+func fatalError(r any) error {
 	f, ok := r.(pebbleFatal)
 	if !ok {
 		panic(r)
 	}
-	*err = f
+	return f
 }
 
 // events logs what pebble reports going wrong. Background errors (a flush

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -217,5 +218,42 @@ func TestOpenExplains(t *testing.T) {
 				t.Fatalf("open = %v, want it to say %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestWritesAfterFailureOrClose checks that a write after one that failed
+// returns that failure without reaching pebble (whose commit pipeline is
+// unusable then), and that a write after Close is refused, not a panic.
+func TestWritesAfterFailureOrClose(t *testing.T) {
+	var fail atomic.Bool
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if fail.Load() && strings.HasSuffix(op.Path, ".log") && op.Kind == errorfs.OpFileWrite {
+			return syscall.EIO
+		}
+		return nil
+	})
+	db, _, err := Open(t.TempDir(), Options{DefaultShards: 1, FS: errorfs.Wrap(vfs.Default, inj)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, db, 1, 3)
+	fail.Store(true)
+	first := db.Commit([]Entry{{Rev: 5, Base: 5, Muts: []Mutation{{Key: "x", Create: 5, Version: 1}}}}, 0)
+	if !errors.Is(first, syscall.EIO) {
+		t.Fatalf("commit on a failing log = %v, want EIO", first)
+	}
+	fail.Store(false)
+	for name, write := range map[string]func() error{
+		"commit": func() error { return db.Commit(nil, 3) },
+		"drop":   func() error { return db.Drop([]KeyRev{{Key: "key-00001", Rev: 2}}) },
+		"alarm":  func() error { return db.SetNoSpace(true) },
+	} {
+		if err := write(); !errors.Is(err, syscall.EIO) {
+			t.Errorf("%s after a failed commit = %v, want the failure again", name, err)
+		}
+	}
+	db.Close()
+	if err := db.Commit(nil, 3); !errors.Is(err, ErrClosed) {
+		t.Fatalf("commit after Close = %v, want ErrClosed", err)
 	}
 }

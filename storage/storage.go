@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -45,8 +47,14 @@ type DB struct {
 	db   *pebble.DB
 	dir  string
 	opts Options
-	// reserve is the free space last required (see LowSpace).
-	reserve uint64
+	// writes is held (read-locked) by every write and taken by Close, so
+	// that a write never meets a closed pebble (which panics) and Close
+	// waits for the one in flight; closed is set under it.
+	writes sync.RWMutex
+	closed bool
+	// failed is set by a write that failed: pebble's commit pipeline is
+	// unusable after one, so every later write returns it.
+	failed atomic.Pointer[error]
 	// shards is a shard count to record once the dir is writable.
 	shards int
 }
@@ -205,11 +213,20 @@ func (d *DB) Writable() error {
 		return fmt.Errorf("storage: %s: reopen for writing: %w", d.dir, explain(err))
 	}
 	if d.shards > 0 {
-		if err := d.db.Set(keyShards, binary.AppendUvarint(nil, uint64(d.shards)), pebble.Sync); err != nil {
-			return err
+		if err := d.setShards(); err != nil {
+			return fmt.Errorf("storage: %s: record the shard count: %w", d.dir, explain(err))
 		}
 	}
 	return nil
+}
+
+// setShards records the shard count given to Open.
+func (d *DB) setShards() (err error) {
+	if err := d.beginWrite(); err != nil {
+		return err
+	}
+	defer d.endWrite(&err)
+	return d.db.Set(keyShards, binary.AppendUvarint(nil, uint64(d.shards)), pebble.Sync)
 }
 
 // isFresh reports whether dir is absent or empty. A dir with anything else
@@ -234,7 +251,8 @@ func isFresh(fs vfs.FS, dir string) (bool, error) {
 }
 
 // create writes the metadata of a new dir.
-func (d *DB) create(shards int) (Meta, error) {
+func (d *DB) create(shards int) (_ Meta, err error) {
+	defer recoverFatal(&err)
 	if shards < 1 {
 		return Meta{}, errors.New("a new data dir needs a shard count")
 	}
@@ -419,7 +437,10 @@ type Entry struct {
 //
 // A failed commit returns an error after which nothing may be written.
 func (d *DB) Commit(entries []Entry, compact int64) (err error) {
-	defer recoverFatal(&err)
+	if err := d.beginWrite(); err != nil {
+		return err
+	}
+	defer d.endWrite(&err)
 	// The batch is sized up front and each record encoded in place: with
 	// large values, growing the batch by doubling and copying each record
 	// into it took a quarter of a burst's CPU and twice its memory.
@@ -465,7 +486,10 @@ type KeyRev struct {
 // Drop deletes records that compaction removed. It does not sync: if they
 // come back after a crash, startup compacts them again.
 func (d *DB) Drop(recs []KeyRev) (err error) {
-	defer recoverFatal(&err)
+	if err := d.beginWrite(); err != nil {
+		return err
+	}
+	defer d.endWrite(&err)
 	if len(recs) == 0 {
 		return nil
 	}
@@ -479,7 +503,10 @@ func (d *DB) Drop(recs []KeyRev) (err error) {
 
 // SetNoSpace raises or clears the NOSPACE alarm, durably.
 func (d *DB) SetNoSpace(on bool) (err error) {
-	defer recoverFatal(&err)
+	if err := d.beginWrite(); err != nil {
+		return err
+	}
+	defer d.endWrite(&err)
 	if on {
 		return d.db.Set(keyAlarm, []byte("nospace"), pebble.Sync)
 	}
@@ -488,6 +515,35 @@ func (d *DB) SetNoSpace(on bool) (err error) {
 
 // Size is the disk space the database uses, in bytes.
 func (d *DB) Size() int64 { return int64(d.db.Metrics().DiskSpaceUsage()) }
+
+// ErrClosed is returned by a write to a closed data dir.
+var ErrClosed = errors.New("storage: data dir closed")
+
+// beginWrite admits a write: not after Close, nor after a write failed.
+// endWrite, deferred, ends it and records its failure, recovering pebble's
+// fatal error into it (recoverFatal).
+func (d *DB) beginWrite() error {
+	d.writes.RLock()
+	if d.closed {
+		d.writes.RUnlock()
+		return ErrClosed
+	}
+	if f := d.failed.Load(); f != nil {
+		d.writes.RUnlock()
+		return *f
+	}
+	return nil
+}
+
+func (d *DB) endWrite(err *error) {
+	defer d.writes.RUnlock()
+	if r := recover(); r != nil {
+		*err = fatalError(r)
+	}
+	if *err != nil {
+		d.failed.CompareAndSwap(nil, err)
+	}
+}
 
 // closeWait bounds Close: pebble waits for its flushes and compactions, and
 // on a disk that is full or failing it retries them without end.
@@ -501,7 +557,12 @@ func (d *DB) Close() error {
 		return nil
 	}
 	done := make(chan error, 1)
-	go func() { done <- d.db.Close() }()
+	go func() {
+		d.writes.Lock()
+		defer d.writes.Unlock()
+		d.closed = true
+		done <- d.db.Close()
+	}()
 	select {
 	case err := <-done:
 		return err

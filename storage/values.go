@@ -20,10 +20,10 @@ import (
 // range's values, asked for in key order, lie all over the key space, and a
 // pebble Get per value walked the LSM from the top every time (61% of a
 // 1,000,000-key range, docs/benchmarks.md). Asked for in the data dir's
-// order through one iterator, the reads become one forward pass: a SeekGE
-// past the last one starts from where that one stopped (pebble's
-// TrySeekUsingNext), so records that sit together are read together, from
-// a block already in hand.
+// order through one iterator, the reads become one forward pass: records
+// that sit together are reached with a few Nexts over a block already in
+// hand, and the SeekGE for one further on stays within the iterator's
+// bounds and its loaded tables.
 func (d *DB) Values(krs []KeyRev, fn func(i int, value []byte)) error {
 	if len(krs) == 0 {
 		return nil

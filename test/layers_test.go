@@ -7,6 +7,7 @@ package test
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,10 @@ var layers = []struct {
 	{"rpc", 4},
 	{"cmd/metastore", 5},
 }
+
+// outside are the module's packages that are not part of the server: they
+// may import any layer, and no layer may import them.
+var outside = []string{"test", "bench", "cmd/etcd", "cmd/etcdctl"}
 
 // rankOf returns the rank of a package path inside the module, and false
 // for a package outside the layers (tests, benchmarks, tools).
@@ -53,6 +58,9 @@ func TestImportDirection(t *testing.T) {
 		pkg := strings.TrimPrefix(fields[0], module)
 		from, ok := rankOf(pkg)
 		if !ok {
+			if !slices.Contains(outside, pkg) {
+				t.Errorf("package %s is in no layer: add it to layers (and to docs/design.md's table) or to outside", pkg)
+			}
 			continue
 		}
 		checked++

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -109,12 +110,27 @@ func TestFailedLogWrite(t *testing.T) {
 			rev := ds.currentRev(t)
 
 			ffs.on.Store(true)
-			var firstErr error
-			within(t, 30*time.Second, "a write on a failing log", func() {
-				_, firstErr = ds.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("during"), Value: []byte("x")})
+			// A put and a compaction in flight together when the log
+			// fails: both are answered, with errors.
+			var putErr, compactErr error
+			within(t, 30*time.Second, "a put and a compaction on a failing log", func() {
+				var wg sync.WaitGroup
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					_, putErr = ds.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("during"), Value: []byte("x")})
+				}()
+				go func() {
+					defer wg.Done()
+					_, compactErr = ds.KV.Compact(reqCtx(t), &pb.CompactionRequest{Revision: rev - 1})
+				}()
+				wg.Wait()
 			})
-			if firstErr == nil {
+			if putErr == nil {
 				t.Fatal("a put on a failing log succeeded")
+			}
+			if compactErr == nil {
+				t.Fatal("a compaction on a failing log succeeded")
 			}
 			// The fault stays; later writes are refused at once, whatever
 			// the disk does now.

@@ -23,8 +23,9 @@ type Log interface {
 	// SetNoSpace records the NOSPACE alarm durably.
 	SetNoSpace(on bool) error
 	// LowSpace reports whether the log's file system has less free space
-	// than it keeps in reserve, and how much it has.
-	LowSpace() (low bool, avail uint64, err error)
+	// than it keeps in reserve (a little more if it was low already), and
+	// how much it has.
+	LowSpace(wasLow bool) (low bool, avail uint64, err error)
 }
 
 // Config is what the sequencer is built from.
@@ -56,7 +57,9 @@ type group struct {
 	bytes   int   // about what entries cost in a pebble batch
 	last    int64 // the newest revision in entries, or the durable one
 	compact int64
-	replies []func() // Compact answers, sent once the group is durable
+	// replies are Compact answers, called with nil once the group is
+	// durable, or with the log's failure if it never will be.
+	replies []func(err error)
 }
 
 // synced reports a finished commit back to the sequencer's mailbox.
@@ -186,15 +189,21 @@ func (s *sequencer) Receive(ctx actor.Context) {
 	}
 }
 
-// stop commits what is stamped and waits for the committer, at most
-// stopWait: the log is closed right after.
+// stop commits what is stamped and waits for the committer, all within
+// stopWait: the log is closed right after. Groups are handed over in order
+// and, once one cannot be, none after it is: the log must hold a prefix of
+// the commit order.
 func (s *sequencer) stop() {
+	deadline := time.After(stopWait)
 	if s.failed == nil {
-		for _, g := range s.pending {
+	handOver:
+		for i, g := range s.pending {
 			select {
 			case s.commits <- g:
-			case <-time.After(stopWait):
-				s.logger.Error("stopping without committing stamped writes: the log did not take them", "wait", stopWait)
+			case <-deadline:
+				s.logger.Error("stopping without committing stamped writes: the log did not take them (is its disk full or failing?); they were not acknowledged",
+					"groups", len(s.pending)-i, "wait", stopWait)
+				break handOver
 			}
 		}
 	}
@@ -202,7 +211,7 @@ func (s *sequencer) stop() {
 	close(s.commits)
 	select {
 	case <-s.stopped:
-	case <-time.After(stopWait):
+	case <-deadline:
 		s.logger.Error("stopping with a commit still in flight: the log has not answered (is its disk full or failing?); its writes were not acknowledged", "wait", stopWait)
 	}
 }
@@ -285,7 +294,7 @@ func (s *sequencer) flush() {
 func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
 	defer close(s.stopped)
 	var carry *group
-	failed := false
+	var failed error
 	for {
 		g := carry
 		if g == nil {
@@ -295,11 +304,14 @@ func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
 			}
 		}
 		g, carry = drain(g, s.commits, s.cfg.MaxGroupBytes)
-		if failed {
+		if failed != nil {
+			// Not committed; handed back so that its compactions are
+			// answered with the failure.
+			root.Send(self, &synced{g: g, err: failed})
 			continue
 		}
 		err := s.cfg.Log.Commit(g.entries, g.compact)
-		failed = err != nil
+		failed = err
 		root.Send(self, &synced{g: g, err: err})
 	}
 }
@@ -329,7 +341,12 @@ func drain(g *group, queue <-chan *group, maxBytes int) (merged, carry *group) {
 
 func (s *sequencer) synced(m *synced) {
 	if m.err != nil {
-		s.fail(m.g, m.err)
+		if s.failed == nil {
+			s.fail(m.g, m.err)
+		}
+		for _, r := range m.g.replies {
+			r(s.failed)
+		}
 		return
 	}
 	if s.failed != nil {
@@ -339,7 +356,7 @@ func (s *sequencer) synced(m *synced) {
 	s.committed += m.g.bytes
 	s.busy = true
 	for _, r := range m.g.replies {
-		r()
+		r(nil)
 	}
 	s.checkSpace(false)
 	s.release()
@@ -363,6 +380,11 @@ func (s *sequencer) fail(g *group, err error) {
 		s.cfg.Revisions.noSpace.Store(true)
 	}
 	s.failed = cause
+	for _, p := range s.pending {
+		for _, r := range p.replies {
+			r(cause)
+		}
+	}
 	s.pending = nil
 	s.logger.Error("the data dir's log failed: writes are refused from now on, reads are served at the last durable revision; restart the server once the cause is fixed (nothing acknowledged is lost)",
 		"err", cause, "visible", s.core.visible)
@@ -416,7 +438,7 @@ func (s *sequencer) checkSpace(idle bool) {
 		}
 	}
 	if s.failed == nil {
-		low, avail, err := s.cfg.Log.LowSpace()
+		low, avail, err := s.cfg.Log.LowSpace(s.lowSpace)
 		switch {
 		case err != nil:
 			s.logger.Warn("could not measure the data dir's free space", "err", err)
@@ -445,12 +467,16 @@ func (s *sequencer) compact(m *msg.Compact) {
 	current := s.core.visible
 	// Readers learn of the compaction only once it is durable: a read
 	// refused as compacted must stay refused after a crash.
-	answer := func() {
+	answer := func(err error) {
+		if err != nil {
+			m.Reply <- msg.CompactResult{Current: current, Err: err}
+			return
+		}
 		s.cfg.Revisions.compacted.Store(m.Rev)
 		m.Reply <- msg.CompactResult{Current: current}
 	}
 	if s.cfg.Log == nil {
-		answer()
+		answer(nil)
 		return
 	}
 	g := s.pendingGroup()

@@ -46,7 +46,7 @@ func (l *gatedLog) Commit(entries []storage.Entry, compact int64) error {
 
 func (l *gatedLog) Size() int64              { return 0 }
 func (l *gatedLog) SetNoSpace(on bool) error { return nil }
-func (l *gatedLog) LowSpace() (bool, uint64, error) {
+func (l *gatedLog) LowSpace(bool) (bool, uint64, error) {
 	return false, 0, nil
 }
 
