@@ -337,26 +337,14 @@ func (n *Node) write(ctx context.Context, req msg.Request) (msg.Response, error)
 // history below it; with physical it returns only once they all have. It
 // returns the current revision.
 func (n *Node) Compact(ctx context.Context, rev int64, physical bool) (int64, error) {
-	if err := n.revs.Failure(); err != nil {
-		return n.revs.Visible(), err
-	}
 	reply := make(chan msg.CompactResult, 1)
 	n.system.Root.Send(n.sequencer, &msg.Compact{Rev: rev, Reply: reply})
 	// NB: no giving up here even if ctx ends: once the sequencer has
 	// recorded the compaction, the shards must be told, or their history
 	// would outlive it until the next restart. The answer takes one sync.
-	var res msg.CompactResult
-	select {
-	case res = <-reply:
-	case <-n.revs.Failed():
-		// The sequencer answers a compaction caught by the failure too;
-		// this only saves waiting for its turn.
-		select {
-		case res = <-reply:
-		default:
-			return n.revs.Visible(), n.revs.Failure()
-		}
-	}
+	// The sequencer answers every compaction, one caught by a failed
+	// commit too (with the failure).
+	res := <-reply
 	if res.Err != nil {
 		return res.Current, res.Err
 	}

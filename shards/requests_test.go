@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/actors/msg"
 )
@@ -20,16 +19,4 @@ func request(req any) msg.Request {
 		return msg.Request{Txn: r}
 	}
 	panic(fmt.Sprintf("not a write request: %T", req))
-}
-
-// response returns the one response a write's answer holds.
-func response(r msg.Response) proto.Message {
-	switch {
-	case r.Put != nil:
-		return r.Put
-	case r.Delete != nil:
-		return r.Delete
-	default:
-		return r.Txn
-	}
 }

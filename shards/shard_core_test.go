@@ -307,7 +307,7 @@ func TestCoreRevisions(t *testing.T) {
 					t.Fatalf("write %d: error %v, want %v", i, res.Err, tt.wantErrs[i])
 				}
 				if res.Err == nil {
-					if rev := headerRev(response(res.Resp)); rev != tt.wantRevs[i] {
+					if rev := headerRev(res.Resp.Message()); rev != tt.wantRevs[i] {
 						t.Errorf("write %d: header revision %d, want %d", i, rev, tt.wantRevs[i])
 					}
 				}
@@ -412,8 +412,8 @@ func TestCoreDryRunAgreesWithRealRun(t *testing.T) {
 		if !errors.Is(g.Err, w.Err) {
 			t.Fatalf("write %d: error %v batched, %v alone", i, g.Err, w.Err)
 		}
-		if g.Err == nil && !proto.Equal(response(g.Resp), response(w.Resp)) {
-			t.Errorf("write %d:\nbatched %v\nalone   %v", i, response(g.Resp), response(w.Resp))
+		if g.Err == nil && !proto.Equal(g.Resp.Message(), w.Resp.Message()) {
+			t.Errorf("write %d:\nbatched %v\nalone   %v", i, g.Resp.Message(), w.Resp.Message())
 		}
 	}
 	gv, wv := batched.core.cfg.Published.Load(), alone.core.cfg.Published.Load()

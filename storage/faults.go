@@ -49,6 +49,21 @@ func explain(err error) error {
 	return fmt.Errorf("%s: %w", reason, err)
 }
 
+// bounded runs fn, giving up after limit: on a disk that is full or
+// failing pebble can retry without end, and the server must say why rather
+// than hang. fn goes on in the background after a timeout; the caller must
+// not use what it sets then. what names the work in the error.
+func bounded(limit time.Duration, what string, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		return fmt.Errorf("%s did not finish in %v: is its disk full or failing? (pebble's lines above may say)", what, limit)
+	}
+}
+
 // walDamage is where a write-ahead log is damaged.
 type walDamage struct {
 	File   string

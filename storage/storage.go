@@ -155,13 +155,9 @@ func Open(dir string, opts Options) (*DB, Meta, error) {
 // read that meets it rather than by pebble's default, which would end the
 // process before the server can say which dir is at fault.
 func (d *DB) open(readOnly bool) error {
-	type opened struct {
-		db  *pebble.DB
-		err error
-	}
-	done := make(chan opened, 1)
-	go func() {
-		db, err := pebble.Open(d.dir, &pebble.Options{
+	var db *pebble.DB
+	err := bounded(openTimeout, "opening it", func() (err error) {
+		db, err = pebble.Open(d.dir, &pebble.Options{
 			FS:                 d.opts.FS,
 			ErrorIfNotExists:   readOnly,
 			ReadOnly:           readOnly,
@@ -169,18 +165,13 @@ func (d *DB) open(readOnly bool) error {
 			Logger:             pebbleLogger{d.opts.Logger},
 			EventListener:      d.events(),
 		})
-		done <- opened{db, err}
-	}()
-	select {
-	case o := <-done:
-		if o.err != nil {
-			return o.err
-		}
-		d.db = o.db
-		return nil
-	case <-time.After(openTimeout):
-		return fmt.Errorf("opening it did not finish in %v: is its disk full or failing? (pebble's lines above may say)", openTimeout)
+		return err
+	})
+	if err != nil {
+		return err
 	}
+	d.db = db
+	return nil
 }
 
 // openError explains why an existing dir could not be opened.
@@ -447,7 +438,7 @@ func (d *DB) Commit(entries []Entry, compact int64) (err error) {
 	size := 64
 	for _, e := range entries {
 		for _, m := range e.Muts {
-			size += batchOverhead + len(prefixRecords) + 8 + len(m.Key) + 3*binary.MaxVarintLen64 + len(m.Value)
+			size += RecordBytes(m)
 		}
 	}
 	b := d.db.NewBatchWithSize(size)
@@ -521,7 +512,8 @@ var ErrClosed = errors.New("storage: data dir closed")
 
 // beginWrite admits a write: not after Close, nor after a write failed.
 // endWrite, deferred, ends it and records its failure, recovering pebble's
-// fatal error into it (recoverFatal).
+// fatal error into it (as recoverFatal does; recover works only when
+// called by the deferred function itself).
 func (d *DB) beginWrite() error {
 	d.writes.RLock()
 	if d.closed {
@@ -556,19 +548,16 @@ func (d *DB) Close() error {
 	if d.db == nil { // Writable failed to reopen it
 		return nil
 	}
-	done := make(chan error, 1)
-	go func() {
+	err := bounded(closeWait, "closing it", func() error {
 		d.writes.Lock()
 		defer d.writes.Unlock()
 		d.closed = true
-		done <- d.db.Close()
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(closeWait):
-		return fmt.Errorf("storage: %s: closing did not finish in %v (is its disk full or failing?)", d.dir, closeWait)
+		return d.db.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("storage: %s: %w", d.dir, err)
 	}
+	return nil
 }
 
 // recordKey names the record of key at revision rev. Revisions are not
@@ -592,9 +581,12 @@ func decodeRecordKey(k []byte) (int64, string, error) {
 	return rev, string(rest[8:]), nil
 }
 
-// batchOverhead is about what a pebble batch adds to each record: its
-// kind and two length varints.
-const batchOverhead = 1 + 2*binary.MaxVarintLen32
+// RecordBytes is at most what m's record takes in a commit's pebble batch:
+// its key and value, the record key's prefix and revision, the varints
+// before the value, and the batch's kind and two lengths.
+func RecordBytes(m Mutation) int {
+	return len(prefixRecords) + 8 + len(m.Key) + 3*binary.MaxVarintLen64 + len(m.Value) + 1 + 2*binary.MaxVarintLen32
+}
 
 // appendRecordHeader appends what precedes the value in a record: create,
 // version and lease as varints.

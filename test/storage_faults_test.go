@@ -202,15 +202,7 @@ func TestLowDiskSpace(t *testing.T) {
 	ds.put(t, "b", "1")
 
 	ffs.avail.Store(1 << 20)
-	var err error
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		_, err = ds.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("c"), Value: []byte("1")})
-		if err != nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	wantRPCErr(t, err, rpctypes.ErrGRPCNoSpace)
+	wantRPCErr(t, putUntil(t, ds, true), rpctypes.ErrGRPCNoSpace)
 	if r := ds.rangeKV(t, &pb.RangeRequest{Key: []byte("a")}); len(r.Kvs) != 1 || r.Kvs[0].ModRevision != first {
 		t.Fatalf("read under NOSPACE: %s", kvSummary(r.Kvs))
 	}
@@ -222,14 +214,7 @@ func TestLowDiskSpace(t *testing.T) {
 	}
 
 	ffs.avail.Store(0)
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		_, err = ds.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("c"), Value: []byte("1")})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
+	if err := putUntil(t, ds, false); err != nil {
 		t.Fatalf("put once space is freed: %v", err)
 	}
 	ds.close(t)
@@ -311,4 +296,17 @@ func TestCloseWithCommitHanging(t *testing.T) {
 		t.Fatalf("read while a sync hangs: %s", kvSummary(r.Kvs))
 	}
 	within(t, 60*time.Second, "Close with a hanging sync", func() { ds.close(t) })
+}
+
+// putUntil puts key c until the put fails (failing) or succeeds (not
+// failing), for at most 20 s: the sequencer notices free space at its next
+// check, within a second. It returns the last put's error.
+func putUntil(t *testing.T, ds *durServer, failing bool) error {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, err := ds.KV.Put(reqCtx(t), &pb.PutRequest{Key: []byte("c"), Value: []byte("1")})
+		if (err != nil) == failing || time.Now().After(deadline) {
+			return err
+		}
+	}
 }

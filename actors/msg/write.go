@@ -35,6 +35,18 @@ type Response struct {
 	Txn    *pb.TxnResponse
 }
 
+// Message returns the response as its protobuf message.
+func (r Response) Message() proto.Message {
+	switch {
+	case r.Put != nil:
+		return r.Put
+	case r.Delete != nil:
+		return r.Delete
+	default:
+		return r.Txn
+	}
+}
+
 // Result is the answer to a write: a response, or an error.
 type Result struct {
 	Resp Response

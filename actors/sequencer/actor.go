@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/storage"
@@ -100,12 +101,12 @@ const stopWait = 5 * time.Second
 
 type sequencer struct {
 	cfg     Config
-	logger  *slog.Logger
 	core    *core
 	pending []*group      // stamped, not yet handed to the committer, oldest first
 	commits chan *group   // to the committer goroutine
 	stopped chan struct{} // closed when the committer has returned
-	ticks   chan struct{} // closed to stop the space ticker
+	// stopTicks stops the ticks that check free space while idle.
+	stopTicks scheduler.CancelFunc
 	// spaceChecked is when the quota and free space were last checked.
 	spaceChecked time.Time
 	// quotaAlarm is the NOSPACE alarm the quota raised (durable, as
@@ -141,7 +142,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.MaxGroupBytes = DefaultMaxGroupBytes
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &sequencer{cfg: cfg, logger: cfg.Logger, core: c, quotaAlarm: cfg.NoSpace}
+		return &sequencer{cfg: cfg, core: c, quotaAlarm: cfg.NoSpace}
 	})
 }
 
@@ -151,17 +152,16 @@ func (s *sequencer) Receive(ctx actor.Context) {
 		if s.cfg.Log != nil {
 			s.commits = make(chan *group, s.cfg.CommitQueue)
 			s.stopped = make(chan struct{})
-			s.ticks = make(chan struct{})
 			go s.committer(ctx.ActorSystem().Root, ctx.Self())
-			go ticker(ctx.ActorSystem().Root, ctx.Self(), s.ticks)
+			s.stopTicks = scheduler.NewTimerScheduler(ctx.ActorSystem().Root).SendRepeatedly(spaceCheckEvery, spaceCheckEvery, ctx.Self(), tick{})
 			if s.quotaAlarm {
-				s.logger.Warn("the NOSPACE alarm recorded in the data dir is active: puts are refused with \"database space exceeded\" (reads, deletes and compaction run)")
+				s.cfg.Logger.Warn("the NOSPACE alarm recorded in the data dir is active: puts are refused with \"database space exceeded\" (reads, deletes and compaction run)")
 			}
 			s.checkSpace(true)
 		}
 	case *actor.Stopped:
 		if s.commits != nil {
-			close(s.ticks)
+			s.stopTicks()
 			s.stop()
 		}
 	case tick:
@@ -201,7 +201,7 @@ func (s *sequencer) stop() {
 			select {
 			case s.commits <- g:
 			case <-deadline:
-				s.logger.Error("stopping without committing stamped writes: the log did not take them (is its disk full or failing?); they were not acknowledged",
+				s.cfg.Logger.Error("stopping without committing stamped writes: the log did not take them (is its disk full or failing?); they were not acknowledged",
 					"groups", len(s.pending)-i, "wait", stopWait)
 				break handOver
 			}
@@ -212,21 +212,7 @@ func (s *sequencer) stop() {
 	select {
 	case <-s.stopped:
 	case <-deadline:
-		s.logger.Error("stopping with a commit still in flight: the log has not answered (is its disk full or failing?); its writes were not acknowledged", "wait", stopWait)
-	}
-}
-
-// ticker sends tick every spaceCheckEvery until done is closed.
-func ticker(root *actor.RootContext, self *actor.PID, done <-chan struct{}) {
-	t := time.NewTicker(spaceCheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			root.Send(self, tick{})
-		}
+		s.cfg.Logger.Error("stopping with a commit still in flight: the log has not answered (is its disk full or failing?); its writes were not acknowledged", "wait", stopWait)
 	}
 }
 
@@ -246,16 +232,11 @@ func (s *sequencer) log(base int64, writes [][]storage.Mutation) {
 	for i, w := range writes {
 		g.entries = append(g.entries, storage.Entry{Rev: base + int64(i), Base: base, Muts: w})
 		for _, m := range w {
-			g.bytes += mutationBytes(m)
+			g.bytes += storage.RecordBytes(m)
 		}
 	}
 	g.last = last
 	s.flush()
-}
-
-// mutationBytes is about what a mutation's record costs in a pebble batch.
-func mutationBytes(m storage.Mutation) int {
-	return len(m.Key) + len(m.Value) + 32
 }
 
 // pendingGroup returns the group that takes the next stamped writes: the
@@ -386,7 +367,7 @@ func (s *sequencer) fail(g *group, err error) {
 		}
 	}
 	s.pending = nil
-	s.logger.Error("the data dir's log failed: writes are refused from now on, reads are served at the last durable revision; restart the server once the cause is fixed (nothing acknowledged is lost)",
+	s.cfg.Logger.Error("the data dir's log failed: writes are refused from now on, reads are served at the last durable revision; restart the server once the cause is fixed (nothing acknowledged is lost)",
 		"err", cause, "visible", s.core.visible)
 	s.cfg.Revisions.failure = cause
 	close(s.cfg.Revisions.failed)
@@ -430,10 +411,10 @@ func (s *sequencer) checkSpace(idle bool) {
 	if s.cfg.Quota > 0 && !s.quotaAlarm && s.failed == nil {
 		if size := s.cfg.Log.Size(); size >= s.cfg.Quota {
 			s.quotaAlarm = true
-			s.logger.Warn("NOSPACE alarm raised: the data passed --quota-backend-bytes; puts are refused with \"database space exceeded\" (reads, deletes and compaction run)",
+			s.cfg.Logger.Warn("NOSPACE alarm raised: the data passed --quota-backend-bytes; puts are refused with \"database space exceeded\" (reads, deletes and compaction run)",
 				"size", size, "quota", s.cfg.Quota)
 			if err := s.cfg.Log.SetNoSpace(true); err != nil {
-				s.logger.Error("could not record the NOSPACE alarm in the data dir; it holds until the server stops", "err", err)
+				s.cfg.Logger.Error("could not record the NOSPACE alarm in the data dir; it holds until the server stops", "err", err)
 			}
 		}
 	}
@@ -441,12 +422,12 @@ func (s *sequencer) checkSpace(idle bool) {
 		low, avail, err := s.cfg.Log.LowSpace(s.lowSpace)
 		switch {
 		case err != nil:
-			s.logger.Warn("could not measure the data dir's free space", "err", err)
+			s.cfg.Logger.Warn("could not measure the data dir's free space", "err", err)
 		case low && !s.lowSpace:
-			s.logger.Warn("NOSPACE alarm raised: the data dir's file system is almost full; puts are refused with \"database space exceeded\" until space is freed (reads, deletes and compaction run)",
+			s.cfg.Logger.Warn("NOSPACE alarm raised: the data dir's file system is almost full; puts are refused with \"database space exceeded\" until space is freed (reads, deletes and compaction run)",
 				"free_bytes", avail)
 		case !low && s.lowSpace:
-			s.logger.Info("space freed on the data dir's file system: the NOSPACE alarm it raised is cleared", "free_bytes", avail)
+			s.cfg.Logger.Info("space freed on the data dir's file system: the NOSPACE alarm it raised is cleared", "free_bytes", avail)
 		}
 		if err == nil {
 			s.lowSpace = low
