@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/actors/sequencer"
+	"github.com/metastore/metastore/actors/watch"
 	"github.com/metastore/metastore/shards"
 	"github.com/metastore/metastore/storage"
 )
@@ -49,6 +52,8 @@ type Config struct {
 	// Limits bound the node's queues, batches and commit groups; a zero
 	// field takes its default.
 	Limits Limits
+	// Watch configures the watch actors.
+	Watch WatchConfig
 	// OnFatal is called when a core actor fails. The default logs and
 	// exits the process: a shard restarted empty would serve wrong answers.
 	OnFatal func(who string, reason any)
@@ -79,6 +84,23 @@ type Limits struct {
 	CommitQueue, GroupBytes int
 }
 
+// WatchConfig says how many watch actors share the watch streams and how
+// they buffer; a zero field takes its default.
+type WatchConfig struct {
+	// Actors is the number of watch actors (default: one per core). Each
+	// stream's watchers live on one of them, streams spread round-robin.
+	Actors int
+	// RingBytes bounds the newest changes each keeps for catching watchers
+	// up without a disk read (watch.DefaultRingBytes).
+	RingBytes int
+	// OutboxBytes bounds the event bytes queued for one stream before its
+	// watchers are set aside (watch.DefaultOutboxBytes).
+	OutboxBytes int
+	// ProgressInterval is etcd's --watch-progress-notify-interval
+	// (watch.DefaultProgressInterval).
+	ProgressInterval time.Duration
+}
+
 // Node is one running MetaStore member: the shard actors, the coordinator
 // and the sequencer, and the lock-free read path over what they publish.
 type Node struct {
@@ -93,6 +115,9 @@ type Node struct {
 	db          *storage.DB // nil in memory
 	meta        storage.Meta
 	dispatchers []*pinnedDispatcher
+	watchers    []*actor.PID
+	nextWatcher atomic.Uint64
+	outboxBytes int
 }
 
 // Start opens the data dir (unless in memory), rebuilds every shard's
@@ -143,8 +168,11 @@ func Start(cfg Config) (*Node, error) {
 	}))
 	guard := actor.WithGuardian(&fatalStrategy{onFatal: onFatal})
 	root := n.system.Root
+	if err := n.spawnWatchers(cfg, logger, guard); err != nil {
+		return nil, n.abort(err)
+	}
 	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace, Logger: logger,
-		CommitQueue: cfg.Limits.CommitQueue, MaxGroupBytes: cfg.Limits.GroupBytes}
+		CommitQueue: cfg.Limits.CommitQueue, MaxGroupBytes: cfg.Limits.GroupBytes, Feed: n.watchers}
 	var dropped func([]storage.KeyRev)
 	if n.db != nil {
 		seqCfg.Log, seqCfg.Quota = n.db, cfg.QuotaBytes
@@ -200,6 +228,41 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.read = shards.NewReadPath(n.router, n.published, n.revs)
 	return n, nil
+}
+
+// spawnWatchers spawns the watch actors, which the sequencer feeds. They
+// use the default mailbox: they are not on the write path, and a stream's
+// requests reach them from its gRPC goroutine.
+func (n *Node) spawnWatchers(cfg Config, logger *slog.Logger, guard actor.PropsOption) error {
+	count := cfg.Watch.Actors
+	if count <= 0 {
+		count = runtime.GOMAXPROCS(0)
+	}
+	n.outboxBytes = cfg.Watch.OutboxBytes
+	wcfg := watch.Config{
+		Revisions:        n.revs,
+		Current:          n.meta.Rev,
+		RingBytes:        cfg.Watch.RingBytes,
+		ProgressInterval: cfg.Watch.ProgressInterval,
+		Logger:           logger,
+	}
+	if n.db != nil {
+		wcfg.History = n.db
+	}
+	for i := range count {
+		pid, err := n.system.Root.SpawnNamed(watch.Props(wcfg).Configure(guard), fmt.Sprintf("watch-%d", i))
+		if err != nil {
+			return err
+		}
+		n.watchers = append(n.watchers, pid)
+	}
+	return nil
+}
+
+// Watch opens a watch stream on one of the watch actors, taken in turn.
+func (n *Node) Watch() *watch.Stream {
+	i := n.nextWatcher.Add(1) % uint64(len(n.watchers))
+	return watch.Open(n.system.Root, n.watchers[i], n.outboxBytes)
 }
 
 // load rebuilds each shard's store from the data dir, then applies the
@@ -387,6 +450,9 @@ func (n *Node) stopActors() {
 	}
 	if n.sequencer != nil {
 		_ = n.system.Root.PoisonFuture(n.sequencer).Wait()
+	}
+	for _, pid := range n.watchers {
+		_ = n.system.Root.PoisonFuture(pid).Wait()
 	}
 	n.system.Shutdown()
 	n.closeDispatchers()

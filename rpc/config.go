@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"runtime"
+	"time"
 
 	"github.com/metastore/metastore/actors"
 )
@@ -29,6 +30,11 @@ type Config struct {
 	// QuotaBackendBytes is the data size that raises the NOSPACE alarm; as
 	// in etcd, 0 means the default (2 GiB) and a negative value no quota.
 	QuotaBackendBytes int64
+	// WatchProgressNotifyInterval is how often a watcher that asked for
+	// progress_notify and got no event meanwhile is told the current
+	// revision (etcd's --watch-progress-notify-interval); 0 means the
+	// default.
+	WatchProgressNotifyInterval time.Duration
 	// PprofAddr, if set, serves net/http/pprof there (e.g. 127.0.0.1:6060).
 	PprofAddr string
 }
@@ -41,6 +47,8 @@ const (
 	DefaultMaxTxnOps         = 128
 	DefaultMaxRequestBytes   = 1536 * 1024
 	DefaultQuotaBackendBytes = 2 * 1024 * 1024 * 1024
+	// DefaultWatchProgressNotifyInterval is etcd's default.
+	DefaultWatchProgressNotifyInterval = 10 * time.Minute
 )
 
 // DefaultValueCacheBytes is the size of the cache of values read from the
@@ -57,6 +65,8 @@ func DefaultConfig() Config {
 		MaxTxnOps:         DefaultMaxTxnOps,
 		MaxRequestBytes:   DefaultMaxRequestBytes,
 		QuotaBackendBytes: DefaultQuotaBackendBytes,
+
+		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
 	}
 }
 

@@ -38,6 +38,8 @@ type Server struct {
 	pprof     *http.Server
 	listeners []net.Listener
 	urls      []string
+	// stopping ends the watch streams when the server stops.
+	stopping chan struct{}
 }
 
 // Start starts a server with cfg and returns once it accepts requests.
@@ -61,7 +63,7 @@ func Start(cfg Config) (*Server, error) {
 	if len(cfg.ListenClientURLs) == 0 {
 		cfg.ListenClientURLs = []string{DefaultListenClientURL}
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, stopping: make(chan struct{})}
 	for _, u := range cfg.ListenClientURLs {
 		l, err := listen(u)
 		if err != nil {
@@ -81,8 +83,8 @@ func Start(cfg Config) (*Server, error) {
 	hdr := &header{clusterID: meta.ClusterID, memberID: meta.MemberID, revision: node.Revision}
 	s.grpc = grpc.NewServer(serverOptions(cfg.MaxRequestBytes)...)
 	pb.RegisterKVServer(s.grpc, &kvServer{node: node, hdr: hdr, maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes})
+	pb.RegisterWatchServer(s.grpc, &watchServer{node: node, hdr: hdr, fragmentBytes: cfg.MaxRequestBytes + grpcOverheadBytes, stopping: s.stopping})
 	// Services whose issues have not landed answer Unimplemented.
-	pb.RegisterWatchServer(s.grpc, pb.UnimplementedWatchServer{})
 	pb.RegisterLeaseServer(s.grpc, pb.UnimplementedLeaseServer{})
 	pb.RegisterClusterServer(s.grpc, pb.UnimplementedClusterServer{})
 	pb.RegisterMaintenanceServer(s.grpc, pb.UnimplementedMaintenanceServer{})
@@ -149,6 +151,7 @@ func (s *Server) Close() error {
 	if s.pprof != nil {
 		s.pprof.Close()
 	}
+	close(s.stopping)
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -171,6 +174,9 @@ func nodeConfig(cfg Config, quota int64) actors.Config {
 	n := cfg.Config
 	n.QuotaBytes = quota
 	n.DefaultShards = DefaultShards()
+	if n.Watch.ProgressInterval == 0 {
+		n.Watch.ProgressInterval = cfg.WatchProgressNotifyInterval
+	}
 	return n
 }
 

@@ -3,13 +3,19 @@
 //
 // Layout (all integers big-endian unless noted):
 //
-//	m/format            "2": the layout version; any other is refused
+//	m/format            "3": the layout version; "2" (records without their
+//	                    sub revision) is read and upgraded on its first
+//	                    open for writing; any other is refused
+//	m/subfrom           in a dir upgraded from "2", the first revision whose
+//	                    records carry their sub revision (8 bytes)
 //	m/ids               cluster ID, member ID (8 bytes each)
 //	m/shards            the shard count last used (uvarint)
 //	m/compact           the compact revision (8 bytes)
 //	m/alarm             "nospace" while the NOSPACE alarm is raised
 //	r/<rev><key>        one record of one key: create, version (0 for a
-//	                    tombstone) and lease as varints, then the value
+//	                    tombstone), lease and sub revision (its place among
+//	                    its revision's changes, which watchers are sent in)
+//	                    as varints, then the value
 //
 // Prefixes l/ (leases), a/ (auth) and c/ (membership) are reserved, so they
 // can land without a format break.
@@ -30,6 +36,9 @@
 //
 // Each commit group is one pebble batch written with one sync: a restart
 // sees a prefix of the commit order, never half a revision.
+//
+// History reads the records of a run of revisions back in commit order: a
+// watcher starting in the past is caught up from it.
 //
 // Single writer: the sequencer's committer writes records and the compact
 // revision; shards delete compacted records (Drop); anyone may read. Faults

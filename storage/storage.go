@@ -17,8 +17,13 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Format is the layout version this build writes and reads.
-const Format = "2"
+// Format is the layout version this build writes. It also reads
+// formatNoSub, and rewrites such a dir in Format when it opens it for
+// writing (upgrade.go).
+const Format = "3"
+
+// formatNoSub is the layout before records carried their sub revision.
+const formatNoSub = "2"
 
 var (
 	keyFormat     = []byte("m/format")
@@ -57,6 +62,11 @@ type DB struct {
 	failed atomic.Pointer[error]
 	// shards is a shard count to record once the dir is writable.
 	shards int
+	// format is the dir's layout: Format, or formatNoSub until Writable
+	// upgrades it. Records below subFrom were written without their sub
+	// revision (all of them in a formatNoSub dir).
+	format  string
+	subFrom int64
 }
 
 // Options says how a data dir is opened.
@@ -110,7 +120,7 @@ func Open(dir string, opts Options) (*DB, Meta, error) {
 	if err != nil {
 		return nil, Meta{}, err
 	}
-	d := &DB{dir: dir, opts: opts}
+	d := &DB{dir: dir, opts: opts, format: Format}
 	if fresh {
 		shards := opts.Shards
 		if shards == 0 {
@@ -203,6 +213,11 @@ func (d *DB) Writable() error {
 	if err := d.open(false); err != nil {
 		return fmt.Errorf("storage: %s: reopen for writing: %w", d.dir, explain(err))
 	}
+	if d.format == formatNoSub {
+		if err := d.upgrade(d.subFrom); err != nil {
+			return fmt.Errorf("storage: %s: upgrade to format %s: %w", d.dir, Format, explain(err))
+		}
+	}
 	if d.shards > 0 {
 		if err := d.setShards(); err != nil {
 			return fmt.Errorf("storage: %s: record the shard count: %w", d.dir, explain(err))
@@ -270,8 +285,14 @@ func (d *DB) readMeta() (Meta, error) {
 	switch {
 	case format == nil:
 		return Meta{}, errors.New("not a MetaStore data dir: no format marker")
-	case string(format) != Format:
+	case string(format) != Format && string(format) != formatNoSub:
 		return Meta{}, fmt.Errorf("data dir format %q is not %q, the one this metastore reads", format, Format)
+	}
+	d.format = string(format)
+	if d.format == Format {
+		if d.subFrom, err = d.getIntOr(keySubFrom, 0); err != nil {
+			return Meta{}, err
+		}
 	}
 	var m Meta
 	ids, err := d.get(keyIDs)
@@ -293,6 +314,9 @@ func (d *DB) readMeta() (Meta, error) {
 		return Meta{}, err
 	}
 	m.Rev = max(1, m.Compact, last)
+	if d.format == formatNoSub {
+		d.subFrom = m.Rev + 1
+	}
 	alarm, err := d.get(keyAlarm)
 	if err != nil {
 		return Meta{}, err
@@ -311,6 +335,14 @@ func (d *DB) get(key []byte) ([]byte, error) {
 	}
 	defer closer.Close()
 	return bytes.Clone(v), nil
+}
+
+// getIntOr is getInt with a default for a key that is not set.
+func (d *DB) getIntOr(key []byte, def int64) (int64, error) {
+	if v, err := d.get(key); err != nil || v == nil {
+		return def, err
+	}
+	return d.getInt(key)
 }
 
 func (d *DB) getInt(key []byte) (int64, error) {
@@ -342,7 +374,14 @@ func (d *DB) lastRev() (int64, error) {
 // on disk: Value reads it.
 type Record struct {
 	Rev, Create, Version, Lease int64
+	// Sub is the record's place among the changes of its revision, in the
+	// order its request made them (etcd's sub revision): watchers get a
+	// revision's events in that order.
+	Sub int64
 }
+
+// Tombstone reports whether the record marks its key deleted.
+func (r Record) Tombstone() bool { return r.Version == 0 }
 
 // ErrNoRecord is returned by Value for a record that is not stored: one
 // that compaction has removed, or one not yet committed.
@@ -365,6 +404,7 @@ func (d *DB) load(fn func(key string, rec Record) error) error {
 		return err
 	}
 	defer it.Close()
+	var rank ranker
 	for it.First(); it.Valid(); it.Next() {
 		rev, key, err := decodeRecordKey(it.Key())
 		if err != nil {
@@ -374,7 +414,10 @@ func (d *DB) load(fn func(key string, rec Record) error) error {
 		if err != nil {
 			return err
 		}
-		rec, _, err := decodeRecord(rev, val)
+		rec, _, err := d.decodeRecord(rev, val)
+		if rec.Sub < 0 {
+			rec.Sub = rank.next(rev)
+		}
 		if err != nil {
 			return fmt.Errorf("storage: %s: key %q revision %d: %w", d.dir, key, rev, err)
 		}
@@ -395,7 +438,7 @@ func (d *DB) Value(key string, rev int64) ([]byte, error) {
 		return nil, err
 	}
 	defer closer.Close()
-	_, value, err := decodeRecord(rev, b)
+	_, value, err := d.decodeRecord(rev, b)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %s: key %q revision %d: %w", d.dir, key, rev, err)
 	}
@@ -443,9 +486,9 @@ func (d *DB) Commit(entries []Entry, compact int64) (err error) {
 	}
 	b := d.db.NewBatchWithSize(size)
 	defer b.Close()
-	var head [3 * binary.MaxVarintLen64]byte
+	var head [4 * binary.MaxVarintLen64]byte
 	for _, e := range entries {
-		for _, m := range e.Muts {
+		for sub, m := range e.Muts {
 			create := m.Create
 			if create < 0 {
 				create = e.Base - create - 1
@@ -453,7 +496,7 @@ func (d *DB) Commit(entries []Entry, compact int64) (err error) {
 			if m.Delete {
 				create = 0
 			}
-			h := appendRecordHeader(head[:0], create, m.Version, m.Lease)
+			h := appendRecordHeader(head[:0], create, m.Version, m.Lease, int64(sub))
 			op := b.SetDeferred(len(prefixRecords)+8+len(m.Key), len(h)+len(m.Value))
 			n := copy(op.Key, prefixRecords)
 			binary.BigEndian.PutUint64(op.Key[n:], uint64(e.Rev))
@@ -585,37 +628,56 @@ func decodeRecordKey(k []byte) (int64, string, error) {
 // its key and value, the record key's prefix and revision, the varints
 // before the value, and the batch's kind and two lengths.
 func RecordBytes(m Mutation) int {
-	return len(prefixRecords) + 8 + len(m.Key) + 3*binary.MaxVarintLen64 + len(m.Value) + 1 + 2*binary.MaxVarintLen32
+	return len(prefixRecords) + 8 + len(m.Key) + 4*binary.MaxVarintLen64 + len(m.Value) + 1 + 2*binary.MaxVarintLen32
 }
 
 // appendRecordHeader appends what precedes the value in a record: create,
-// version and lease as varints.
-func appendRecordHeader(out []byte, create, version, lease int64) []byte {
+// version, lease and sub revision as varints.
+func appendRecordHeader(out []byte, create, version, lease, sub int64) []byte {
 	out = binary.AppendUvarint(out, uint64(create))
 	out = binary.AppendUvarint(out, uint64(version))
-	return binary.AppendVarint(out, lease)
+	out = binary.AppendVarint(out, lease)
+	return binary.AppendUvarint(out, uint64(sub))
 }
 
-// decodeRecord decodes a stored record; value aliases b.
-func decodeRecord(rev int64, b []byte) (r Record, value []byte, err error) {
-	r = Record{Rev: rev}
-	var vals [3]int64
-	for i := range vals {
+// decodeRecord decodes a stored record; value aliases b. A record written
+// before subFrom has no sub revision: Sub is -1.
+func (d *DB) decodeRecord(rev int64, b []byte) (r Record, value []byte, err error) {
+	r = Record{Rev: rev, Sub: -1}
+	fields := []*int64{&r.Create, &r.Version, &r.Lease, &r.Sub}
+	if rev < d.subFrom || d.format == formatNoSub {
+		fields = fields[:3]
+	}
+	for i, f := range fields {
 		var n int
 		if i == 2 {
-			vals[i], n = binary.Varint(b)
+			*f, n = binary.Varint(b)
 		} else {
 			var u uint64
 			u, n = binary.Uvarint(b)
-			vals[i] = int64(u)
+			*f = int64(u)
 		}
 		if n <= 0 {
 			return Record{}, nil, errors.New("corrupt record")
 		}
 		b = b[n:]
 	}
-	r.Create, r.Version, r.Lease = vals[0], vals[1], vals[2]
 	return r, b, nil
+}
+
+// ranker numbers records written without their sub revision within their
+// revision, read in key order: the order they were made in is lost, and
+// key order is what a range delete makes.
+type ranker struct {
+	rev, n int64
+}
+
+func (r *ranker) next(rev int64) int64 {
+	if rev != r.rev {
+		r.rev, r.n = rev, 0
+	}
+	r.n++
+	return r.n - 1
 }
 
 func be64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }

@@ -59,12 +59,12 @@ func TestOpenRefusesOtherDirs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.db.Set(keyFormat, []byte("3"), nil); err != nil {
+		if err := db.db.Set(keyFormat, []byte("4"), nil); err != nil {
 			t.Fatal(err)
 		}
 		db.Close()
 		_, _, err = Open(dir, Options{DefaultShards: 1})
-		if err == nil || !strings.Contains(err.Error(), `format "3"`) {
+		if err == nil || !strings.Contains(err.Error(), `format "4"`) {
 			t.Fatalf("err %v, want a format error", err)
 		}
 	})
@@ -102,8 +102,8 @@ func TestCommitLoadRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]Record{
-		"a": {{Rev: 2, Create: 2, Version: 1}, {Rev: 3}},
-		"b": {{Rev: 2, Create: 2, Version: 1, Lease: 5}, {Rev: 3, Create: 2, Version: 2}},
+		"a": {{Rev: 2, Create: 2, Version: 1}, {Rev: 3, Sub: 1}},
+		"b": {{Rev: 2, Create: 2, Version: 1, Lease: 5, Sub: 1}, {Rev: 3, Create: 2, Version: 2}},
 	}
 	for k, recs := range want {
 		if !slices.Equal(got[k], recs) {

@@ -63,7 +63,7 @@ func (d *DB) Values(krs []KeyRev, fn func(i int, value []byte)) error {
 		if err != nil {
 			return err
 		}
-		_, value, err := decodeRecord(kr.Rev, b)
+		_, value, err := d.decodeRecord(kr.Rev, b)
 		if err != nil {
 			return fmt.Errorf("storage: %s: key %q revision %d: %w", d.dir, kr.Key, kr.Rev, err)
 		}

@@ -50,6 +50,8 @@ type serverOptions struct {
 	logErrors bool
 	// quotaBytes, if set, is etcd's --quota-backend-bytes.
 	quotaBytes int64
+	// progressInterval, if set, is --watch-progress-notify-interval.
+	progressInterval time.Duration
 }
 
 type serverOption func(*serverOptions)
@@ -74,6 +76,14 @@ func withMaxRequestBytes(n int) serverOption {
 // tested on its own data dir, in durability_test.go).
 func withEtcdQuota(n int64) serverOption {
 	return func(o *serverOptions) { o.quotaBytes = n }
+}
+
+// withProgressNotifyInterval sets --watch-progress-notify-interval. NB: etcd
+// keeps it in a package variable (v3rpc.SetProgressReportInterval), so an
+// embedded etcd's interval is the last one set in the process: tests that
+// set it must not run in parallel with other watch tests.
+func withProgressNotifyInterval(d time.Duration) serverOption {
+	return func(o *serverOptions) { o.progressInterval = d }
 }
 
 // withErrorLog makes MetaStore log its errors (only) to stderr, for tests
@@ -190,6 +200,9 @@ func startMetaStore(t testing.TB, o serverOptions) string {
 	cfg.Shards = 4
 	cfg.MaxTxnOps = o.maxTxnOps
 	cfg.MaxRequestBytes = o.maxRequestBytes
+	if o.progressInterval > 0 {
+		cfg.WatchProgressNotifyInterval = o.progressInterval
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if o.logErrors {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -237,6 +250,9 @@ func startEtcd(t testing.TB, o serverOptions) string {
 	cfg.MaxTxnOps = uint(o.maxTxnOps)
 	cfg.MaxRequestBytes = uint(o.maxRequestBytes)
 	cfg.QuotaBackendBytes = o.quotaBytes
+	if o.progressInterval > 0 {
+		cfg.WatchProgressNotifyInterval = o.progressInterval
+	}
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

@@ -48,6 +48,9 @@ type Config struct {
 	// committer and the bytes one commit merges (0: DefaultCommitQueue,
 	// DefaultMaxGroupBytes).
 	CommitQueue, MaxGroupBytes int
+	// Feed are the actors that get every run of revisions that becomes
+	// visible, as msg.Changes (the watch actors).
+	Feed []*actor.PID
 }
 
 // group is what the sequencer hands the committer in one message: the
@@ -120,6 +123,10 @@ type sequencer struct {
 	// busy says a commit finished since the last tick.
 	committed int
 	busy      bool
+	// feed holds the writes stamped but not yet visible, oldest first:
+	// feed[i] is revision core.visible+1+i. root sends them to cfg.Feed.
+	feed []storage.Entry
+	root *actor.RootContext
 }
 
 // tick asks the sequencer to check the free space while it is idle.
@@ -149,6 +156,7 @@ func Props(cfg Config) *actor.Props {
 func (s *sequencer) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		s.root = ctx.ActorSystem().Root
 		if s.cfg.Log != nil {
 			s.commits = make(chan *group, s.cfg.CommitQueue)
 			s.stopped = make(chan struct{})
@@ -169,7 +177,7 @@ func (s *sequencer) Receive(ctx actor.Context) {
 		s.releaseMemory()
 	case *msg.Stamp:
 		base := s.core.stamp(len(m.Writes), m.Parts)
-		if len(m.Writes) > 0 {
+		if len(m.Writes) > 0 && s.failed == nil {
 			s.log(base, m.Writes)
 		}
 		ctx.Send(m.ReplyTo, &msg.Stamped{Base: base})
@@ -221,16 +229,17 @@ func (s *sequencer) stop() {
 // will be (their clients are answered with the failure).
 func (s *sequencer) log(base int64, writes [][]storage.Mutation) {
 	last := base + int64(len(writes)) - 1
+	first := len(s.feed)
+	for i, w := range writes {
+		s.feed = append(s.feed, storage.Entry{Rev: base + int64(i), Base: base, Muts: w})
+	}
 	if s.cfg.Log == nil {
 		s.core.synced(last)
 		return
 	}
-	if s.failed != nil {
-		return
-	}
 	g := s.pendingGroup()
-	for i, w := range writes {
-		g.entries = append(g.entries, storage.Entry{Rev: base + int64(i), Base: base, Muts: w})
+	g.entries = append(g.entries, s.feed[first:]...)
+	for _, w := range writes {
 		for _, m := range w {
 			g.bytes += storage.RecordBytes(m)
 		}
@@ -466,12 +475,27 @@ func (s *sequencer) compact(m *msg.Compact) {
 	s.flush()
 }
 
-// release publishes the visible revision, then sends what it released:
-// a client must never get an answer before readers can see its revision.
+// release publishes the visible revision, hands what became visible to
+// the feed, then sends what it released: a client must never get an answer
+// before readers can see its revision.
 func (s *sequencer) release() {
+	from := s.core.visible
 	out := s.core.advance()
 	s.cfg.Revisions.visible.Store(s.core.visible)
+	if n := s.core.visible - from; n > 0 {
+		s.publish(int(n))
+	}
 	for _, r := range out {
 		r.Send()
+	}
+}
+
+// publish sends the oldest n writes of the feed, now visible, to every
+// actor of cfg.Feed as one msg.Changes.
+func (s *sequencer) publish(n int) {
+	c := &msg.Changes{Entries: s.feed[:n:n]}
+	s.feed = s.feed[n:]
+	for _, pid := range s.cfg.Feed {
+		s.root.Send(pid, c)
 	}
 }

@@ -26,6 +26,7 @@ func main() {
 	fs.IntVar(&cfg.MaxTxnOps, "max-txn-ops", cfg.MaxTxnOps, "maximum operations in one transaction")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "maximum bytes of one client request")
 	fs.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", cfg.QuotaBackendBytes, "backend size that raises the NOSPACE alarm")
+	fs.DurationVar(&cfg.WatchProgressNotifyInterval, "watch-progress-notify-interval", cfg.WatchProgressNotifyInterval, "how often a watcher that asked for progress notifications and got no event is told the current revision")
 	fs.IntVar(&cfg.Shards, "shards", 0, fmt.Sprintf("number of shard actors (default: the count recorded in the data dir; for a new one, one per core, at least 2: %d here)", rpc.DefaultShards()))
 	fs.BoolVar(&cfg.InMemory, "in-memory", false, "keep everything in memory only")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", 0, "writes a shard stamps together (default 512; 1 turns batching off)")

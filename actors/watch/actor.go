@@ -1,0 +1,118 @@
+package watch
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+
+	"github.com/metastore/metastore/actors/msg"
+)
+
+// Config is what a watch actor is built from.
+type Config struct {
+	// Revisions are the sequencer's published revisions.
+	Revisions Revisions
+	// History reads committed changes for watchers that start in the past
+	// or fell behind; nil in memory, where the ring is the only history.
+	History History
+	// Current is the revision the feed starts after.
+	Current int64
+	// RingBytes bounds the newest changes kept to catch watchers up without
+	// reading History (0: DefaultRingBytes; unbounded in memory, where
+	// compaction trims it).
+	RingBytes int
+	// ProgressInterval is etcd's --watch-progress-notify-interval
+	// (0: DefaultProgressInterval).
+	ProgressInterval time.Duration
+	// Logger receives history read failures; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultRingBytes is how much of the newest feed a watch actor keeps unless
+// configured. All actors keep the same runs, so it is spent once.
+const DefaultRingBytes = 8 << 20
+
+// DefaultProgressInterval is etcd's --watch-progress-notify-interval.
+const DefaultProgressInterval = 10 * time.Minute
+
+// syncEvery is how often unsynced watchers are retried (etcd's
+// watchResyncPeriod); they are also retried as soon as a history read
+// ends or their stream drains.
+const syncEvery = 100 * time.Millisecond
+
+// Ticks the actor sends itself.
+type (
+	syncTick     struct{}
+	progressTick struct{}
+)
+
+type watchActor struct {
+	cfg   Config
+	core  *core
+	ticks []scheduler.CancelFunc
+}
+
+// Props returns the props of a watch actor.
+func Props(cfg Config) *actor.Props {
+	if cfg.RingBytes <= 0 {
+		cfg.RingBytes = DefaultRingBytes
+	}
+	if cfg.ProgressInterval <= 0 {
+		cfg.ProgressInterval = DefaultProgressInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &watchActor{cfg: cfg, core: newCore(cfg.Revisions, cfg.Current, cfg.History == nil, cfg.RingBytes)}
+	})
+}
+
+func (a *watchActor) Receive(ctx actor.Context) {
+	var read *readReq
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s := scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
+		a.ticks = append(a.ticks,
+			s.SendRepeatedly(syncEvery, syncEvery, ctx.Self(), syncTick{}),
+			s.SendRepeatedly(a.cfg.ProgressInterval, a.cfg.ProgressInterval, ctx.Self(), progressTick{}))
+	case *actor.Stopped:
+		for _, cancel := range a.ticks {
+			cancel()
+		}
+		for h := range a.core.streams {
+			a.core.close(h)
+		}
+	case *msg.Changes:
+		a.core.changes(m)
+	case opened:
+		a.core.open(m.s)
+	case closed:
+		a.core.close(m.s)
+	case created:
+		read = a.core.create(m.s, m.r)
+	case canceled:
+		a.core.cancel(m.s, m.id)
+	case progressAsked:
+		a.core.progressAll(m.s)
+	case drained, syncTick:
+		read = a.core.sync()
+	case progressTick:
+		a.core.tickProgress()
+	case *readResult:
+		if m.err != nil {
+			a.cfg.Logger.Warn("watch: could not read history to catch watchers up; retrying", "from", m.req.from, "to", m.req.to, "err", m.err)
+		}
+		read = a.core.history(m)
+	}
+	if read != nil {
+		go a.read(ctx.ActorSystem().Root, ctx.Self(), read)
+	}
+}
+
+// read runs a history read off the actor and sends the result back.
+func (a *watchActor) read(root *actor.RootContext, self *actor.PID, r *readReq) {
+	root.Send(self, readHistory(a.cfg.History, r))
+}
