@@ -250,6 +250,9 @@ func startEtcd(t testing.TB, o serverOptions) string {
 	cfg.MaxTxnOps = uint(o.maxTxnOps)
 	cfg.MaxRequestBytes = uint(o.maxRequestBytes)
 	cfg.QuotaBackendBytes = o.quotaBytes
+	// Always set: etcd keeps the interval in a package variable, so one
+	// test's short interval would outlive its server.
+	cfg.WatchProgressNotifyInterval = rpc.DefaultWatchProgressNotifyInterval
 	if o.progressInterval > 0 {
 		cfg.WatchProgressNotifyInterval = o.progressInterval
 	}

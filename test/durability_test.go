@@ -390,10 +390,10 @@ func TestDurableFormatRefused(t *testing.T) {
 		name: "newer format",
 		dir: func(t *testing.T) string {
 			dir := durWriteDir(t)
-			durWithPebble(t, dir, func(db *pebble.DB) { durPebbleSet(t, db, "m/format", "3") })
+			durWithPebble(t, dir, func(db *pebble.DB) { durPebbleSet(t, db, "m/format", "4") })
 			return dir
 		},
-		want: []string{"format", `"3"`},
+		want: []string{"format", `"4"`},
 	}, {
 		name: "unknown format",
 		dir: func(t *testing.T) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -491,9 +492,12 @@ func (s *sequencer) release() {
 }
 
 // publish sends the oldest n writes of the feed, now visible, to every
-// actor of cfg.Feed as one msg.Changes.
+// actor of cfg.Feed as one msg.Changes. They are copied out and cleared
+// from the feed: the feed's array would otherwise keep their values alive
+// for as long as it is in use.
 func (s *sequencer) publish(n int) {
-	c := &msg.Changes{Entries: s.feed[:n:n]}
+	c := &msg.Changes{Entries: slices.Clone(s.feed[:n])}
+	clear(s.feed[:n])
 	s.feed = s.feed[n:]
 	for _, pid := range s.cfg.Feed {
 		s.root.Send(pid, c)

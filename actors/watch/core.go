@@ -562,10 +562,16 @@ func (c *core) ringAdd(ch *msg.Changes) {
 
 // ringTrim drops the ring's oldest runs: those below the compact revision,
 // which no watcher may read, and, with a data dir to read history from,
-// those past the ring's byte limit. In memory the ring is the only history.
+// those past the ring's byte limit, and all of them while the actor has no
+// watcher (a new one reads the data dir). In memory the ring is the only
+// history.
 func (c *core) ringTrim() {
 	compactRev := c.revs.Compacted()
-	for len(c.ring) > 0 && (c.ring[0].To() < compactRev || (!c.inMemory && len(c.ring) > 1 && c.ringBytes > c.ringLimit)) {
+	keep := 1
+	if c.synced.size == 0 && len(c.unsynced) == 0 {
+		keep = 0
+	}
+	for len(c.ring) > 0 && (c.ring[0].To() < compactRev || (!c.inMemory && len(c.ring) > keep && c.ringBytes > c.ringLimit*keep)) {
 		c.ringBytes -= c.ringSizes[0]
 		c.ring[0] = nil
 		c.ring, c.ringSizes = c.ring[1:], c.ringSizes[1:]

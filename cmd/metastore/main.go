@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -33,6 +34,7 @@ func main() {
 	fs.Int64Var(&cfg.ValueCacheBytes, "value-cache-bytes", cfg.ValueCacheBytes, "bytes of values read from the data dir to keep cached (0: none)")
 	fs.StringVar(&cfg.Mailbox.Dispatcher, "mailbox-dispatcher", actors.DispatcherPinned, "how core actors run: pinned (one goroutine each) or goroutine (protoactor's default, one per wake-up)")
 	fs.StringVar(&cfg.Mailbox.Queue, "mailbox-queue", actors.QueueRing, "the core actors' message queue: ring (protoactor's default) or mpsc (lock-free)")
+	fs.IntVar(&cfg.Watch.Actors, "watch-actors", 0, fmt.Sprintf("number of watch actors sharing the watch streams (default: one per core, %d here)", runtime.GOMAXPROCS(0)))
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	version := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
