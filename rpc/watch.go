@@ -67,8 +67,8 @@ func (ws *watchServer) Watch(stream pb.Watch_WatchServer) error {
 
 // recvLoop forwards the client's requests. It returns nil when the client
 // closes its side: as in etcd, the stream goes on sending until it ends.
-// A request that would be answered waits while the stream holds too many
-// answers not yet sent.
+// Each request waits for a place among the stream's requests on their way
+// (Outbox.Reserve): a client that does not read its answers is slowed.
 func (ws *watchServer) recvLoop(stream pb.Watch_WatchServer, s *watch.Stream, done <-chan struct{}) error {
 	for {
 		req, err := stream.Recv()
@@ -83,7 +83,7 @@ func (ws *watchServer) recvLoop(stream pb.Watch_WatchServer, s *watch.Stream, do
 			if u.CreateRequest == nil {
 				continue
 			}
-			if !s.Outbox().WaitRoom(done) {
+			if !s.Outbox().Reserve(done) {
 				return nil
 			}
 			s.Create(u.CreateRequest)
@@ -91,14 +91,18 @@ func (ws *watchServer) recvLoop(stream pb.Watch_WatchServer, s *watch.Stream, do
 			if u.CancelRequest == nil {
 				continue
 			}
-			if !s.Outbox().WaitRoom(done) {
+			if !s.Outbox().Reserve(done) {
 				return nil
 			}
 			s.Cancel(u.CancelRequest.WatchId)
 		case *pb.WatchRequest_ProgressRequest:
-			if u.ProgressRequest != nil {
-				s.RequestProgress()
+			if u.ProgressRequest == nil {
+				continue
 			}
+			if !s.Outbox().Reserve(done) {
+				return nil
+			}
+			s.RequestProgress()
 		}
 	}
 }
@@ -111,7 +115,7 @@ func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, out *watch.Outbox, 
 		if !ok {
 			return nil
 		}
-		control := 0
+		items = watch.Coalesce(items)
 		for _, it := range items {
 			resp := it.Resp
 			resp.Header.ClusterId, resp.Header.MemberId, resp.Header.RaftTerm = ws.hdr.clusterID, ws.hdr.memberID, raftTerm
@@ -127,11 +131,8 @@ func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, out *watch.Outbox, 
 			if err != nil {
 				return err
 			}
-			if it.Control {
-				control++
-			}
 		}
-		out.Sent(control)
+		out.Sent(items)
 	}
 }
 

@@ -191,7 +191,7 @@ func (c *core) create(h *Stream, r *pb.WatchCreateRequest) *readReq {
 	}
 	now := c.now()
 	refuse := func(reason string) {
-		s.out.push(Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: now}, WatchId: -1, Created: true, Canceled: true, CancelReason: reason}, Control: true}, 64)
+		s.out.push(Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: now}, WatchId: -1, Created: true, Canceled: true, CancelReason: reason}, Control: true, answer: true}, 64)
 	}
 	if r.StartRevision < 0 {
 		refuse(reasonCompacted)
@@ -232,7 +232,7 @@ func (c *core) create(h *Stream, r *pb.WatchCreateRequest) *readReq {
 		return nil
 	}
 	s.watchers[w.id] = w
-	s.out.push(Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: now}, WatchId: w.id, Created: true}, Control: true}, 64)
+	s.out.push(Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: now}, WatchId: w.id, Created: true}, Control: true, answer: true}, 64)
 	switch {
 	case r.StartRevision == 0:
 		// From now: nothing the client may have seen answered before it.
@@ -254,12 +254,16 @@ func (c *core) create(h *Stream, r *pb.WatchCreateRequest) *readReq {
 // cancel ends a watcher and answers; an unknown ID gets no answer (etcd).
 func (c *core) cancel(h *Stream, id int64) {
 	s := c.streams[h]
-	if s == nil || s.watchers[id] == nil {
+	if s == nil {
+		return
+	}
+	if s.watchers[id] == nil {
+		s.out.release(1)
 		return
 	}
 	c.drop(s.watchers[id])
 	delete(s.watchers, id)
-	s.out.push(Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: c.now()}, WatchId: id, Canceled: true}, Control: true}, 64)
+	s.out.push(Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: c.now()}, WatchId: id, Canceled: true}, Control: true, answer: true}, 64)
 }
 
 func (c *core) drop(w *watcher) {
@@ -494,6 +498,9 @@ func (c *core) progressAll(h *Stream) {
 	if s == nil {
 		return
 	}
+	// Its answer, if any, is an ordinary response, refused when the
+	// outbox is full as etcd drops it.
+	s.out.release(1)
 	s.progressAsks++
 	s.progressWant = max(s.progressWant, c.revs.Visible())
 	if s.progressWant <= c.pos {

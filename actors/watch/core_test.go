@@ -332,3 +332,53 @@ func TestGroupMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestCoalesce(t *testing.T) {
+	ev := func(id, rev int64, keys ...string) Item {
+		r := &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: rev}, WatchId: id}
+		for _, k := range keys {
+			r.Events = append(r.Events, &mvccpb.Event{Kv: &mvccpb.KeyValue{Key: []byte(k), ModRevision: rev}})
+		}
+		return Item{Resp: r}
+	}
+	ctl := func(id int64, canceled bool) Item {
+		return Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{}, WatchId: id, Created: !canceled, Canceled: canceled}, Control: true}
+	}
+	show := func(items []Item) []string {
+		var out []string
+		for _, it := range items {
+			r := it.Resp
+			s := fmt.Sprintf("%d@%d", r.WatchId, r.Header.Revision)
+			switch {
+			case r.Created:
+				s = fmt.Sprintf("c%d", r.WatchId)
+			case r.Canceled:
+				s = fmt.Sprintf("x%d", r.WatchId)
+			}
+			for _, e := range r.Events {
+				s += fmt.Sprintf(":%s%d", e.Kv.Key, e.Kv.ModRevision)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		items []Item
+		want  []string
+	}{
+		{"runs of one watcher merge", []Item{ev(1, 2, "a", "b"), ev(2, 2, "a"), ev(1, 3, "a"), ev(2, 4, "c")},
+			[]string{"1@3:a2:b2:a3", "2@4:a2:c4"}},
+		{"progress stays after what it covers", []Item{ev(1, 2, "a"), ev(-1, 2), ev(1, 3, "a")},
+			[]string{"1@3:a2:a3", "-1@2"}},
+		{"no event moves before a cancel and a new creation", []Item{ev(1, 2, "a"), ctl(1, true), ctl(1, false), ev(1, 3, "b"), ev(1, 4, "c")},
+			[]string{"1@2:a2", "x1", "c1", "1@4:b3:c4"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := show(Coalesce(tc.items)); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -16,9 +16,12 @@ type Item struct {
 	// Fragment asks the sender to split a response larger than the
 	// request-size limit, as etcd does.
 	Fragment bool
-	// Control marks a created or canceled answer: it is never refused, and
-	// the stream takes no new request while too many wait (see WaitRoom).
+	// Control marks a response that is never refused: the answer to a
+	// create or a cancel, or the news that a watcher was compacted.
 	Control bool
+	// answer marks the answer to a request: it holds the reservation the
+	// request took (Reserve) until it is sent.
+	answer bool
 }
 
 // DefaultOutboxBytes bounds the event bytes queued for one stream unless
@@ -28,11 +31,11 @@ type Item struct {
 // holds.
 const DefaultOutboxBytes = 4 << 20
 
-// maxControl is how many created and canceled answers may wait for a
-// stream's sender before the stream takes no more requests: a client that
-// sends requests but reads no answers is slowed, as etcd's control channel
-// of 16 does, rather than queueing without end.
-const maxControl = 16
+// maxPending is how many of a stream's requests may be on their way (sent
+// to its actor, or answered and not yet sent back) before the stream reads
+// no more: a client that sends requests but reads no answers is slowed, as
+// etcd's control channel of 16 slows it, rather than queueing without end.
+const maxPending = 16
 
 // Outbox is the queue between a stream's watch actor, which pushes, and the
 // stream's sender, which takes everything queued at once and sends it. It
@@ -41,12 +44,12 @@ type Outbox struct {
 	mu      sync.Mutex
 	items   []Item
 	bytes   int
-	control int
+	pending int // requests reserved and not yet answered and sent
 	refused bool
 	closed  bool
 	limit   int
-	// ready has a token while items wait; room one when control answers
-	// were sent.
+	// ready has a token while items wait; room one when requests were
+	// answered.
 	ready, room chan struct{}
 	// drained is called, off the actor, when an outbox that refused a push
 	// has been emptied: its actor catches the set-aside watchers up.
@@ -72,9 +75,6 @@ func (o *Outbox) push(it Item, size int) bool {
 	}
 	o.items = append(o.items, it)
 	o.bytes += size
-	if it.Control {
-		o.control++
-	}
 	o.mu.Unlock()
 	select {
 	case o.ready <- struct{}{}:
@@ -113,13 +113,25 @@ func (o *Outbox) Take(done <-chan struct{}) (items []Item, ok bool) {
 	}
 }
 
-// Sent tells the outbox that n control answers taken were sent.
-func (o *Outbox) Sent(n int) {
+// Sent tells the outbox that items taken were sent: the requests they
+// answer make room for more.
+func (o *Outbox) Sent(items []Item) {
+	n := 0
+	for _, it := range items {
+		if it.answer {
+			n++
+		}
+	}
+	o.release(n)
+}
+
+// release ends n reservations.
+func (o *Outbox) release(n int) {
 	if n == 0 {
 		return
 	}
 	o.mu.Lock()
-	o.control -= n
+	o.pending -= n
 	o.mu.Unlock()
 	select {
 	case o.room <- struct{}{}:
@@ -127,16 +139,19 @@ func (o *Outbox) Sent(n int) {
 	}
 }
 
-// WaitRoom waits until fewer than maxControl control answers wait to be
-// sent, or done is closed (false).
-func (o *Outbox) WaitRoom(done <-chan struct{}) bool {
+// Reserve waits until fewer than maxPending requests of the stream are on
+// their way, and takes a place for one more; it returns false, having
+// taken nothing, once done is closed. The actor ends the reservation with
+// the request's answer, or when the request has none.
+func (o *Outbox) Reserve(done <-chan struct{}) bool {
 	for {
 		o.mu.Lock()
-		n := o.control
-		o.mu.Unlock()
-		if n < maxControl {
+		if o.pending < maxPending {
+			o.pending++
+			o.mu.Unlock()
 			return true
 		}
+		o.mu.Unlock()
 		select {
 		case <-o.room:
 		case <-done:
@@ -163,4 +178,61 @@ func (o *Outbox) full() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.refused
+}
+
+// maxMergedBytes bounds a response that Coalesce merges.
+const maxMergedBytes = 1 << 20
+
+// Coalesce merges, in items taken at once, each watcher's event responses
+// into its first one, up to maxMergedBytes: a sender that fell behind sends
+// one response per watcher instead of one per run of revisions, which is
+// what lets a watcher keep up with a stream of single-revision runs. A
+// merged response moves events earlier, never later, so it stays before
+// any progress answer that covers them; a watcher's events keep their
+// order, and the events of one revision stay together; none moves before
+// its watcher's created answer.
+func Coalesce(items []Item) []Item {
+	if len(items) < 2 {
+		return items
+	}
+	first := make(map[int64]int) // watch ID → index in out of its open response
+	size := make(map[int64]int)
+	out := items[:0]
+	for _, it := range items {
+		r := it.Resp
+		if it.Control {
+			// A created, canceled or compacted answer: no event of the ID
+			// may move before it (an ID may be cancelled and taken again).
+			delete(first, r.WatchId)
+			out = append(out, it)
+			continue
+		}
+		if len(r.Events) == 0 {
+			// A progress answer covers the events before it; merging only
+			// ever moves events earlier, so it may stay open.
+			out = append(out, it)
+			continue
+		}
+		n := responseBytes(r)
+		if i, ok := first[r.WatchId]; ok && size[r.WatchId]+n <= maxMergedBytes {
+			m := out[i].Resp
+			m.Events = append(m.Events, r.Events...)
+			m.Header.Revision = r.Header.Revision
+			size[r.WatchId] += n
+			continue
+		}
+		first[r.WatchId] = len(out)
+		size[r.WatchId] = n
+		out = append(out, it)
+	}
+	return out
+}
+
+// responseBytes is about what r's events take.
+func responseBytes(r *pb.WatchResponse) int {
+	n := 0
+	for _, ev := range r.Events {
+		n += len(ev.Kv.Key) + len(ev.Kv.Value) + 32
+	}
+	return n
 }
