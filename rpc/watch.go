@@ -38,7 +38,6 @@ func (ws *watchServer) Watch(stream pb.Watch_WatchServer) error {
 	s := ws.node.Watch()
 	defer s.Close()
 	done := make(chan struct{})
-	defer close(done)
 	errc := make(chan error, 1)
 	go func() {
 		if err := ws.recvLoop(stream, s, done); err != nil {
@@ -47,22 +46,27 @@ func (ws *watchServer) Watch(stream pb.Watch_WatchServer) error {
 	}()
 	sent := make(chan error, 1)
 	go func() { sent <- ws.sendLoop(stream, s.Outbox(), done) }()
+	var err error
+	senderDone := false
 	select {
-	case err := <-errc:
-		if errors.Is(err, context.Canceled) {
-			return rpctypes.ErrGRPCWatchCanceled
-		}
-		return err
-	case err := <-sent:
-		return err
+	case err = <-errc:
+	case err = <-sent:
+		senderDone = true
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return rpctypes.ErrGRPCWatchCanceled
-		}
-		return ctx.Err()
+		err = ctx.Err()
 	case <-ws.stopping:
-		return rpctypes.ErrGRPCStopped
+		err = rpctypes.ErrGRPCStopped
 	}
+	// The sender must be done with the stream before the handler returns:
+	// gRPC allows no send after that.
+	close(done)
+	if !senderDone {
+		<-sent
+	}
+	if errors.Is(err, context.Canceled) {
+		return rpctypes.ErrGRPCWatchCanceled
+	}
+	return err
 }
 
 // recvLoop forwards the client's requests. It returns nil when the client

@@ -65,12 +65,14 @@ func (h *history) latest() (*record, bool) {
 }
 
 // compacted returns what is left of h after compaction at rev: every record
-// newer than rev, plus the one visible at rev unless it is a tombstone. It
-// returns nil when nothing is left.
+// newer than rev, plus the one visible at rev unless it is a tombstone made
+// before rev. It returns nil when nothing is left. A tombstone made at rev
+// itself stays until the next compaction, as etcd keeps it: a watcher that
+// starts at the compact revision is sent that delete.
 func (h *history) compacted(rev int64) *history {
 	i := sort.Search(len(h.recs), func(i int) bool { return h.recs[i].rev > rev })
 	keep := i
-	if i > 0 && !h.recs[i-1].tombstone() {
+	if i > 0 && (!h.recs[i-1].tombstone() || h.recs[i-1].rev == rev) {
 		keep = i - 1
 	}
 	if keep == 0 {
@@ -184,7 +186,8 @@ func (s *Store) del(key string, rev int64) bool {
 }
 
 // Compact drops history at or below rev, keeping for each key the record
-// visible at rev unless it is a tombstone. It returns the records dropped.
+// visible at rev unless it is a tombstone made before rev (see compacted).
+// It returns the records dropped.
 func (s *Store) Compact(rev int64) []storage.KeyRev {
 	var changed []*history
 	var removed []string

@@ -376,7 +376,9 @@ func (c *core) sync() *readReq {
 				// Retried once its sender has drained it.
 			case w.minRev > c.pos:
 				c.toSynced(w)
-			case w.minRev >= start:
+			case w.minRev >= start || c.inMemory:
+				// In memory the ring holds every run not compacted: what
+				// precedes it held no change (the store starts empty).
 				ring = append(ring, w)
 			default:
 				disk = true

@@ -214,6 +214,18 @@ func TestCoreStartRevisions(t *testing.T) {
 	f.want("c2@5", "compacted2@4", "c3@5", "3@5:a4,a5")
 }
 
+// TestCoreFromFirstRevision: in memory, a watcher from revision 1 gets
+// everything, though the first change is at revision 2.
+func TestCoreFromFirstRevision(t *testing.T) {
+	f := newFixture(t, true, DefaultOutboxBytes)
+	f.write("a")
+	f.write("b")
+	f.create(&pb.WatchCreateRequest{Key: []byte{0}, RangeEnd: []byte{0}, StartRevision: 1})
+	f.want("c0@3", "0@3:a2,b3")
+	f.c.progressAll(f.h)
+	f.want("p-1@3")
+}
+
 // TestCoreSlowStream: a stream that is not read refuses events past its
 // bound; its watchers are set aside and, once it drains, caught up — from
 // the ring, or from history once the ring has moved on — and every event
