@@ -58,22 +58,25 @@ func parseFlags(args []string) (*options, error) {
 		fmt.Fprintf(fs.Output(), `Usage: bin/harness [flags]   (make harness builds it; run it from the repository root)
 
 Compares MetaStore (durable and in-memory), etcd and a no-storage ceiling server
-with bin/benchmark. With --sweep-shards or --sweep-batch it instead runs MetaStore
-alone (default: durable and in-memory on put-100 and txn-put) across shard counts
-and with write batching on and off. Run `+"`make build tools`"+` first.
+with bin/benchmark; the watch workloads (not on the ceiling) also run
+`+"`harness watchers`"+`, which holds watchers beside or instead of it. With
+--sweep-shards or --sweep-batch it instead runs MetaStore alone (default:
+durable and in-memory on put-100 and txn-put) across shard counts and with
+write batching on and off. Run `+"`make build tools`"+` first.
 
 Workloads: %s
+           (groups: kv: %s; watches: %s)
 Systems:   %s
 
 Flags:
-`, strings.Join(workloadNames, ","), strings.Join(systemNames, ","))
+`, strings.Join(workloadNames, ","), strings.Join(kvWorkloadNames, ","), strings.Join(watchWorkloadNames, ","), strings.Join(systemNames, ","))
 		fs.PrintDefaults()
 	}
 	fs.BoolVar(&o.quick, "quick", false, "small request totals and 100,000 restart keys (a smoke run of a few minutes)")
 	fs.Float64Var(&o.scale, "scale", 1, "multiply every workload's request total by this")
 	fs.IntVar(&o.rounds, "rounds", 1, "repeat the whole run this many times; tables show the median round")
 	sysList := fs.String("systems", strings.Join(systemNames, ","), "systems to run, in this order (sweeps: "+strings.Join(sweepSystemNames, ",")+")")
-	wlList := fs.String("workloads", strings.Join(workloadNames, ","), "workloads to run, in this order (none: only the restart test; sweeps: "+strings.Join(sweepWorkloadNames, ",")+")")
+	wlList := fs.String("workloads", strings.Join(workloadNames, ","), "workloads or groups (kv, watches) to run, in this order (none: only the restart test; sweeps: "+strings.Join(sweepWorkloadNames, ",")+")")
 	fs.IntVar(&o.restartKeys, "restart-keys", 1000000, "keys to load for the restart test (100000 with --quick unless set; 0 skips it; sweeps never run it)")
 	fs.IntVar(&o.rangeRepeats, "range-repeats", 1, "after the restart test, time etcdctl's full range and a --limit 10 descending range this many times each, cold and warm (0 skips them)")
 	fs.IntVar(&o.valSize, "val-size", 256, "value size in bytes of every write")
@@ -142,7 +145,7 @@ Flags:
 	}
 	// "none" runs only the restart test.
 	if *wlList != "none" {
-		if o.workloads, err = pickList(*wlList, workloadNames); err != nil {
+		if o.workloads, err = pickList(expandGroups(*wlList, workloadGroups()), workloadNames); err != nil {
 			return nil, fmt.Errorf("--workloads: %w", err)
 		}
 	} else if o.sweeping() {
@@ -156,6 +159,27 @@ Flags:
 		}
 	}
 	return o, nil
+}
+
+// workloadGroups name sets of workloads for --workloads.
+func workloadGroups() map[string][]string {
+	return map[string][]string{
+		"kv":      kvWorkloadNames,
+		"watches": watchWorkloadNames,
+	}
+}
+
+// expandGroups replaces each group name in a comma list by its members.
+func expandGroups(list string, groups map[string][]string) string {
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		if g, ok := groups[strings.TrimSpace(n)]; ok {
+			out = append(out, g...)
+		} else {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // pickList splits a comma list and checks every name is known.

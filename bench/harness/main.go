@@ -4,7 +4,11 @@
 // MetaStore in-memory, real etcd v3.7, and a "ceiling" gRPC server that
 // stores nothing — drives it with etcd's own bin/benchmark, records
 // throughput, latency percentiles, the server's CPU per request and peak
-// RSS, and stops it. It then times a restart of the durable systems with N
+// RSS, and stops it. The watch workloads (all but the ceiling, which serves
+// no Watch) measure event latency and events a second with bin/benchmark,
+// and put-100 beside 1,000 watchers and the server's memory with 100,000
+// idle watchers with `harness watchers`, the harness re-executed as a
+// watcher holder. It then times a restart of the durable systems with N
 // keys loaded. Results go to a JSON file and to docs/benchmarks.md, with
 // charts in docs/img/.
 //
@@ -42,6 +46,13 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == ceilingSubcommand {
 		if err := runCeiling(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "ceiling:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == watchersSubcommand {
+		if err := runWatchers(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "watchers:", err)
 			os.Exit(1)
 		}
 		return
@@ -186,6 +197,9 @@ func runComparison(ctx context.Context, o *options, res *results) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
+				if allW[wn].watch && allS[sn].noWatch {
+					continue
+				}
 				c := runCell(ctx, o, cell{sys: allS[sn], w: allW[wn], round: round, knobs: o.knobs})
 				logCell(c)
 				res.Cells = append(res.Cells, c)
@@ -260,6 +274,10 @@ func logCell(c cellResult) {
 	}
 	fmt.Fprintf(os.Stderr, "%-10s %-14s %-10s round %d: %9.0f req/s  p99 %7.2f ms  cpu %.3f s/1k  rss %.0f MiB  errors %d  %s\n",
 		c.Workload, c.System, setting, c.Round, c.RPS, c.p99(), c.CPUPer1k, mib(c.PeakRSSBytes), c.Errors, status)
+	if ws := c.Watch; ws != nil {
+		fmt.Fprintf(os.Stderr, "           watchers %d on %d streams opened in %.2fs; events %d of %d, %d watchers got some, %d lost\n",
+			ws.Watchers, ws.Streams, ws.CreateSeconds, ws.EventsReceived, ws.EventsExpected, ws.WatchersWithEvents, ws.LostWatchers)
+	}
 	for _, p := range c.Profiles {
 		// The -top summary sits beside each profile.
 		fmt.Fprintf(os.Stderr, "           profile %s (top %d: %s.top.txt)\n", p, topNodes, strings.TrimSuffix(p, ".pprof"))

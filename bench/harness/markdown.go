@@ -14,10 +14,14 @@ func markdown(r *results, jsonPath string) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	writeHeader(w, "Results", r, jsonPath)
-	if len(r.Workloads) > 0 {
-		writeWorkloadList(w, r, r.Cells)
-		writeWorkloads(w, r)
-		writeRatios(w, r)
+	kv, watch := splitWatch(r)
+	if len(kv.Workloads) > 0 {
+		writeWorkloadList(w, kv, kv.Cells)
+		writeWorkloads(w, kv)
+		writeRatios(w, kv)
+	}
+	if len(watch.Workloads) > 0 {
+		writeWatch(w, watch)
 	}
 	if len(r.Restarts) > 0 {
 		writeRestarts(w, r)

@@ -83,13 +83,32 @@ var (
 	rePctl    = regexp.MustCompile(`(?m)^\s*([0-9.]+)% in ([0-9.eE+-]+) secs`)
 	reErrLine = regexp.MustCompile(`^\s*\[(\d+)\]\s+(.*)$`)
 	reMixed   = regexp.MustCompile(`(?m)^Total (Read|Write) Ops: (\d+)`)
+	// reWatchReport heads each report of bin/benchmark watch ("Watch
+	// creation summary:", "Watch events received summary:") and
+	// watch-latency ("Put summary:", "Watch events summary:").
+	reWatchReport = regexp.MustCompile(`(?m)^(Put|Watch creation|Watch events|Watch events received) summary:`)
 )
+
+// eventsPart names the report of the events a watch benchmark's watchers
+// received; putPart and createPart its other reports.
+const (
+	eventsPart = "events"
+	putPart    = "put"
+	createPart = "create"
+)
+
+var watchPartNames = map[string]string{
+	"Put": putPart, "Watch creation": createPart, "Watch events": eventsPart, "Watch events received": eventsPart,
+}
 
 // parseBenchmark reads the reports bin/benchmark (tools/benchmark v3.6)
 // prints: "Summary:" with Total and Requests/sec, a histogram, a "Latency
 // distribution:" of percentiles, and an "Error distribution:" of
 // "[count] message" lines when requests failed.
 func parseBenchmark(out string) ([]partResult, error) {
+	if locs := reWatchReport.FindAllStringSubmatchIndex(out, -1); len(locs) > 0 {
+		return parseWatchReports(out, locs)
+	}
 	// txn-mixed prints "Total Read Ops: N\nDetails:<report>" then the same
 	// for writes; split there so each report is parsed alone.
 	locs := reMixed.FindAllStringSubmatchIndex(out, -1)
@@ -112,6 +131,30 @@ func parseBenchmark(out string) ([]partResult, error) {
 		p, err := parseReport(name, out[loc[1]:end])
 		errs = append(errs, err)
 		parts = append(parts, p)
+	}
+	return parts, errors.Join(errs...)
+}
+
+// parseWatchReports reads the reports of bin/benchmark watch and
+// watch-latency, each headed by its summary line; locs are reWatchReport's
+// matches. Both must have printed their events report.
+func parseWatchReports(out string, locs [][]int) ([]partResult, error) {
+	var parts []partResult
+	var errs []error
+	events := false
+	for i, loc := range locs {
+		end := len(out)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		name := watchPartNames[out[loc[2]:loc[3]]]
+		events = events || name == eventsPart
+		p, err := parseReport(name, out[loc[1]:end])
+		errs = append(errs, err)
+		parts = append(parts, p)
+	}
+	if !events {
+		errs = append(errs, fmt.Errorf("no watch events report in benchmark output: %q", lastLines(out, 5)))
 	}
 	return parts, errors.Join(errs...)
 }

@@ -36,6 +36,9 @@ type system struct {
 	// metastore: the system is bin/metastore, which takes the knobs and
 	// --pprof-addr of a launch (the others ignore them).
 	metastore bool
+	// noWatch: the system serves no Watch (the ceiling); the watch
+	// workloads skip it.
+	noWatch bool
 	// command builds the server's command line for one launch.
 	command func(o *options, l launch) (string, []string)
 }
@@ -95,7 +98,7 @@ func systems() map[string]system {
 			},
 		},
 		"ceiling": {
-			name: "ceiling", label: "ceiling (no storage)",
+			name: "ceiling", label: "ceiling (no storage)", noWatch: true,
 			command: func(o *options, l launch) (string, []string) {
 				// The harness re-executes itself: the ceiling must be its own
 				// process so its CPU and RSS are measured like the others'.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -25,15 +26,52 @@ type workload struct {
 	args func(o *options) []string
 	// prefill runs against the fresh server before the workload.
 	prefill func(ctx context.Context, c *clientv3.Client, o *options) error
+	// fixed: --quick and --scale leave the total alone.
+	fixed bool
+	// watch: the workload needs etcd's Watch service, which the ceiling
+	// does not serve; the report gives the watch workloads a section of
+	// their own.
+	watch bool
+	// totalFlag is the bin/benchmark flag the total goes to; empty:
+	// --total (the watch sub-commands call theirs --put-total).
+	totalFlag string
+	// holder, when set, is a `harness watchers` process holding watchers
+	// on the server while the workload runs; a workload without args is
+	// the holder alone (total is its watchers).
+	holder func(o *options, total int) holderSpec
 }
 
 // rangeKey is the key the range workloads read.
 const rangeKey = "range-key"
 
-// workloadNames is the default order of the workloads.
-var workloadNames = []string{
+// kvWorkloadNames are the workloads of etcd's KV service, in order.
+var kvWorkloadNames = []string{
 	"put-1", "put-16", "put-100", "put-1000",
 	"range-l", "range-s", "txn-put", "txn-mixed", "stm",
+}
+
+// workloadNames is the default order of the workloads: the KV ones, then
+// the watch ones, except put-100-watched, which runs right after put-100,
+// its baseline, so that drift of the machine between them is small.
+var workloadNames = func() []string {
+	var out []string
+	for _, n := range kvWorkloadNames {
+		out = append(out, n)
+		if n == "put-100" {
+			out = append(out, "put-100-watched")
+		}
+	}
+	for _, n := range watchWorkloadNames {
+		if n != "put-100-watched" {
+			out = append(out, n)
+		}
+	}
+	return out
+}()
+
+// putArgs are the put workloads' bin/benchmark arguments.
+func putArgs(o *options) []string {
+	return []string{"put", "--key-size=8", valSizeFlag(o), fmt.Sprintf("--key-space-size=%d", o.keySpace)}
 }
 
 func workloads() map[string]workload {
@@ -41,9 +79,7 @@ func workloads() map[string]workload {
 		return workload{
 			name: fmt.Sprintf("put-%d", clients), full: full, quick: quick, clients: clients, conns: conns,
 			desc: "put to random keys of the key space",
-			args: func(o *options) []string {
-				return []string{"put", "--key-size=8", valSizeFlag(o), fmt.Sprintf("--key-space-size=%d", o.keySpace)}
-			},
+			args: putArgs,
 		}
 	}
 	prefillRangeKey := func(ctx context.Context, c *clientv3.Client, o *options) error {
@@ -88,6 +124,7 @@ func workloads() map[string]workload {
 			},
 		},
 	}
+	all = append(all, watchWorkloads()...)
 	m := make(map[string]workload, len(all))
 	for _, w := range all {
 		m[w.name] = w
@@ -99,6 +136,9 @@ func valSizeFlag(o *options) string { return fmt.Sprintf("--val-size=%d", o.valS
 
 func (w workload) total(o *options) int {
 	t := w.full
+	if w.fixed {
+		return t
+	}
 	if o.quick {
 		t = w.quick
 	}
@@ -107,6 +147,11 @@ func (w workload) total(o *options) int {
 
 // benchArgs is the complete bin/benchmark command line for a workload.
 func benchArgs(o *options, endpoint string, clients, conns, total int, sub []string) []string {
+	return benchArgsTotal(o, endpoint, clients, conns, "--total", total, sub)
+}
+
+// benchArgsTotal is benchArgs with the total given to totalFlag.
+func benchArgsTotal(o *options, endpoint string, clients, conns int, totalFlag string, total int, sub []string) []string {
 	args := []string{
 		"--endpoints=" + endpoint,
 		fmt.Sprintf("--clients=%d", clients),
@@ -114,7 +159,7 @@ func benchArgs(o *options, endpoint string, clients, conns, total int, sub []str
 		"--precise", // full float precision: 4 decimals of seconds hide sub-ms latencies
 	}
 	args = append(args, sub...)
-	return append(args, fmt.Sprintf("--total=%d", total))
+	return append(args, fmt.Sprintf("%s=%d", totalFlag, total))
 }
 
 // cellResult is one system × workload × round.
@@ -149,15 +194,19 @@ type cellResult struct {
 	// that failed does not fail the measurement, it is noted here.
 	Profiles     []string `json:"profiles,omitempty"`
 	ProfileError string   `json:"profile_error,omitempty"`
+	// Watch is what the watcher holder saw (put-100-watched,
+	// watchers-idle-100k).
+	Watch *watchStats `json:"watch,omitempty"`
 }
 
-// p99 is the cell's p99 latency in ms; 0 for txn-mixed, whose reads and
-// writes have separate distributions.
+// p99 is the cell's p99 latency in ms (a watch benchmark's: its events');
+// 0 for txn-mixed, whose reads and writes have separate distributions.
 func (c cellResult) p99() float64 {
-	if len(c.Parts) != 1 {
+	parts := countedParts(c.Parts)
+	if len(parts) != 1 {
 		return 0
 	}
-	return c.Parts[0].P99ms
+	return parts[0].P99ms
 }
 
 // cell names one run: a workload on a system, in a round, with MetaStore's
@@ -232,8 +281,37 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 			return res
 		}
 	}
-	args := benchArgs(o, srv.endpoint(), w.clients, w.conns, res.Total, w.args(o))
-	res.Command = "bin/benchmark " + strings.Join(args, " ")
+	var args []string
+	if w.args != nil {
+		totalFlag := w.totalFlag
+		if totalFlag == "" {
+			totalFlag = "--total"
+		}
+		args = benchArgsTotal(o, srv.endpoint(), w.clients, w.conns, totalFlag, res.Total, w.args(o))
+		res.Command = "bin/benchmark " + strings.Join(args, " ")
+	}
+	var spec holderSpec
+	if w.holder != nil {
+		spec = w.holder(o, res.Total)
+	}
+	if w.watch {
+		if err := probeWatch(ctx, srv.endpoint()); err != nil {
+			fail(fmt.Errorf("no Watch: %w", err))
+			return res
+		}
+	}
+	// Watchers held beside bin/benchmark are opened before the baseline is
+	// sampled, so their creation is not charged to the workload. They are
+	// closed before the server is stopped (defers run last first).
+	var h *holder
+	if w.holder != nil && w.args != nil {
+		if h, err = startHolder(ctx, srv.endpoint(), spec, dir+".watchers.log"); err != nil {
+			fail(err)
+			return res
+		}
+		defer func() { fail(h.close()) }()
+		res.Watch = &h.stats
+	}
 	var prof *profiler
 	if l.pprofAddr != "" {
 		name := c.name()
@@ -256,7 +334,8 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 	if prof != nil {
 		prof.startCPU(ctx)
 	}
-	bctx, cancel := context.WithTimeout(ctx, o.benchTimeout)
+	limit := w.limit(o)
+	bctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	// bin/benchmark retries a dead endpoint forever; stop it at once if the
 	// server exits under load.
@@ -268,19 +347,48 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 		}
 	}()
 	start := time.Now()
-	out, benchErr := runBenchmark(bctx, o, args)
+	var out benchOutput
+	var benchErr error
+	if w.args == nil {
+		// The holder alone is the workload: Requests are its watchers.
+		res.Watch, benchErr = holdIdle(bctx, srv, spec, dir+".watchers.log")
+		if res.Watch != nil {
+			res.Command = res.Watch.Command
+			if res.Watch.CreateSeconds > 0 {
+				res.Requests, res.RPS = res.Watch.Watchers, float64(res.Watch.Watchers)/res.Watch.CreateSeconds
+			}
+		}
+	} else {
+		out, benchErr = runBenchmark(bctx, o, args)
+	}
 	res.WallSeconds = time.Since(start).Seconds()
 	if !srv.alive() {
 		fail(fmt.Errorf("server exited during the workload: %v (log: %s)", srv.waitErr, tail(logPath, 5)))
 	}
-	// The raw report stays beside the server log (kept with --keep-data).
-	_ = os.WriteFile(dir+".bench.txt", []byte(res.Command+"\n"+out.Stdout), 0o644)
+	if benchErr != nil && errors.Is(bctx.Err(), context.DeadlineExceeded) {
+		why := ""
+		if w.watch && w.args != nil {
+			why = " (bin/benchmark watch and watch-latency wait for every event)"
+		}
+		benchErr = fmt.Errorf("did not finish within %v%s: %w", limit, why, benchErr)
+	}
+	if w.args != nil {
+		// The raw report stays beside the server log (kept with --keep-data).
+		_ = os.WriteFile(dir+".bench.txt", []byte(res.Command+"\n"+out.Stdout), 0o644)
+	}
 	fail(benchErr)
 	res.Parts = out.Parts
 	for _, p := range out.Parts {
+		res.Errors += p.Errors
+	}
+	for _, p := range countedParts(out.Parts) {
 		res.Requests += p.Requests
 		res.RPS += p.RPS
-		res.Errors += p.Errors
+	}
+	if h != nil && benchErr == nil {
+		// Every successful put is an event of one watcher; wait for the
+		// last of them before the server's CPU is sampled.
+		fail(h.waitEvents(ctx, int64(res.Requests), eventTimeout))
 	}
 	after, afterErr := sampleProc(srv.pid())
 	// Profiles are finished after the sample: fetching the allocation
@@ -302,6 +410,33 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 	}
 	res.PeakRSSBytes = after.hwmBytes
 	return res
+}
+
+// limit is the longest one run of w may take.
+func (w workload) limit(o *options) time.Duration {
+	if !w.watch {
+		return o.benchTimeout
+	}
+	if w.args == nil {
+		// The holder alone: opening its watchers is the workload.
+		return min(o.benchTimeout, holderTimeout+time.Minute)
+	}
+	if o.quick {
+		return min(o.benchTimeout, watchRunLimitQuick)
+	}
+	return min(o.benchTimeout, watchRunLimit)
+}
+
+// countedParts are the parts whose requests a cell counts: a watch
+// benchmark's events (not its puts or watch creations), every part of
+// any other.
+func countedParts(parts []partResult) []partResult {
+	for _, p := range parts {
+		if p.Name == eventsPart {
+			return []partResult{p}
+		}
+	}
+	return parts
 }
 
 // withClient runs f with an etcd client of the endpoint.
