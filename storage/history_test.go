@@ -13,7 +13,7 @@ import (
 func historyOf(t *testing.T, db *DB, from, to int64) []string {
 	t.Helper()
 	var out []string
-	err := db.History(from, to, func(rev int64, cs []Change) bool {
+	err := db.History(from, to, func(string) bool { return true }, func(rev int64, cs []Change) bool {
 		for _, c := range cs {
 			s := fmt.Sprintf("%d:%s", rev, c.Key)
 			if c.Rec.Tombstone() {
@@ -59,8 +59,16 @@ func TestHistoryOrder(t *testing.T) {
 			t.Errorf("History(%d, %d) = %v, want %v", tc.from, tc.to, got, tc.want)
 		}
 	}
+	var kept []string
+	_ = db.History(2, 4, func(k string) bool { return k < "n" }, func(rev int64, cs []Change) bool {
+		kept = append(kept, fmt.Sprint(rev, len(cs)))
+		return true
+	})
+	if want := []string{"2 2", "3 2", "4 1"}; !slices.Equal(kept, want) {
+		t.Errorf("History keeping keys below n: revisions and changes %v, want %v", kept, want)
+	}
 	stopped := 0
-	_ = db.History(2, 4, func(int64, []Change) bool { stopped++; return false })
+	_ = db.History(2, 4, func(string) bool { return true }, func(int64, []Change) bool { stopped++; return false })
 	if stopped != 1 {
 		t.Errorf("History called fn %d times after it returned false", stopped)
 	}

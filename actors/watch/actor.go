@@ -2,6 +2,7 @@ package watch
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -52,6 +53,12 @@ type watchActor struct {
 	cfg   Config
 	core  *core
 	ticks []scheduler.CancelFunc
+	// reads counts the history read under way (one at most): a stopping
+	// actor waits for it, since the data dir closes right after.
+	reads sync.WaitGroup
+	// failing says the last history read failed: the next failures are not
+	// logged again, every 100 ms, until one succeeds.
+	failing bool
 }
 
 // Props returns the props of a watch actor.
@@ -85,6 +92,7 @@ func (a *watchActor) Receive(ctx actor.Context) {
 		for h := range a.core.streams {
 			a.core.close(h)
 		}
+		a.reads.Wait()
 	case *msg.Changes:
 		a.core.changes(m)
 	case opened:
@@ -102,17 +110,23 @@ func (a *watchActor) Receive(ctx actor.Context) {
 	case progressTick:
 		a.core.tickProgress()
 	case *readResult:
-		if m.err != nil {
+		switch {
+		case m.err != nil && !a.failing:
 			a.cfg.Logger.Warn("watch: could not read history to catch watchers up; retrying", "from", m.req.from, "to", m.req.to, "err", m.err)
+		case m.err == nil && a.failing:
+			a.cfg.Logger.Info("watch: history reads work again")
 		}
+		a.failing = m.err != nil
 		read = a.core.history(m)
 	}
 	if read != nil {
+		a.reads.Add(1)
 		go a.read(ctx.ActorSystem().Root, ctx.Self(), read)
 	}
 }
 
 // read runs a history read off the actor and sends the result back.
 func (a *watchActor) read(root *actor.RootContext, self *actor.PID, r *readReq) {
+	defer a.reads.Done()
 	root.Send(self, readHistory(a.cfg.History, r))
 }

@@ -1,7 +1,9 @@
 package watch
 
 import (
+	"cmp"
 	"math"
+	"slices"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -82,9 +84,10 @@ type Revisions interface {
 }
 
 // History reads the committed changes of a run of revisions, each
-// revision's in request order (storage.DB.History).
+// revision's in request order, keeping the keys keep accepts
+// (storage.DB.History).
 type History interface {
-	History(from, to int64, fn func(rev int64, changes []storage.Change) bool) error
+	History(from, to int64, keep func(key string) bool, fn func(rev int64, changes []storage.Change) bool) error
 }
 
 // readReq asks for the history from..to of the watchers ws, whose keys
@@ -105,31 +108,36 @@ type readResult struct {
 }
 
 // readBudget bounds the matching bytes one history read hands back, so that
-// catching up a watcher far behind holds a bounded amount in memory.
-const readBudget = 4 << 20
+// catching up a watcher far behind holds a bounded amount in memory;
+// readRevs bounds the revisions it scans, so that a read for a watcher that
+// matches little ends soon too (and a stopping actor does not wait long).
+const (
+	readBudget = 4 << 20
+	readRevs   = 100_000
+)
 
 // readHistory runs r against h: the changes of r.from..r.to that r's
-// watchers match, up to readBudget bytes, cut after a whole revision. It
-// runs off the actor; r.match is not changed while it does.
+// watchers match, up to readBudget bytes or readRevs revisions, cut after a
+// whole revision. It runs off the actor; r.match is not changed while it
+// does.
 func readHistory(h History, r *readReq) *readResult {
 	res := &readResult{req: r, to: r.from - 1}
-	bytes := 0
-	res.err = h.History(r.from, r.to, func(rev int64, changes []storage.Change) bool {
-		e := storage.Entry{Rev: rev, Base: rev}
-		for _, ch := range changes {
-			if r.match.contains(ch.Key) {
-				m := mutationOf(ch)
-				e.Muts = append(e.Muts, m)
-				bytes += eventBytes(&m)
+	bytes, revs := 0, 0
+	full := func() bool { return bytes >= readBudget || revs >= readRevs }
+	res.err = h.History(r.from, r.to, r.match.contains, func(rev int64, changes []storage.Change) bool {
+		if len(changes) > 0 {
+			e := storage.Entry{Rev: rev, Base: rev, Muts: make([]storage.Mutation, len(changes))}
+			for i, ch := range changes {
+				e.Muts[i] = mutationOf(ch)
+				bytes += eventBytes(&e.Muts[i])
 			}
-		}
-		if len(e.Muts) > 0 {
 			res.entries = append(res.entries, e)
 		}
 		res.to = rev
-		return bytes < readBudget
+		revs++
+		return !full()
 	})
-	if res.err == nil && bytes < readBudget {
+	if res.err == nil && !full() {
 		res.to = r.to // the revisions after the last record hold nothing more
 	}
 	return res
@@ -152,6 +160,7 @@ type core struct {
 	reading   bool // a history read is in flight
 	waiting   map[*stream]struct{}
 	touched   []*watcher
+	cut       int // watchers whose catch-up response is full (see collect)
 }
 
 func newCore(revs Revisions, current int64, inMemory bool, ringLimit int) *core {
@@ -308,9 +317,13 @@ func (c *core) changes(ch *msg.Changes) {
 // collect gathers, for each watcher of g, the events of entries at or after
 // its minRev that its filters let through, and appends the watchers it
 // touched to touched. capped cuts a watcher's response at a revision once
-// it is full (see maxResponseRevs), recording where in w.more.
+// it is full (see maxResponseRevs), recording where in w.more and counting
+// it in c.cut; it stops once every watcher of g is cut.
 func (c *core) collect(g *group, entries []storage.Entry, touched []*watcher, capped bool) []*watcher {
 	for i := range entries {
+		if capped && c.cut == g.size {
+			return touched
+		}
 		e := &entries[i]
 		for j := range e.Muts {
 			m := &e.Muts[j]
@@ -322,6 +335,7 @@ func (c *core) collect(g *group, entries []storage.Entry, touched []*watcher, ca
 				if w.lastRev != e.Rev {
 					if capped && w.pendRevs > 0 && (w.pendRevs >= maxResponseRevs || w.pendBytes >= maxResponseBytes) {
 						w.more = e.Rev
+						c.cut++
 						return
 					}
 					w.pendRevs++
@@ -414,9 +428,11 @@ func (c *core) catchUpFromRing(ws []*watcher) (cut bool) {
 		g.add(w)
 		from = min(from, w.minRev)
 	}
-	for _, ch := range c.ring {
-		if ch.To() < from {
-			continue
+	c.cut = 0
+	i, _ := slices.BinarySearchFunc(c.ring, from, func(ch *msg.Changes, rev int64) int { return cmp.Compare(ch.To(), rev) })
+	for _, ch := range c.ring[i:] {
+		if c.cut == g.size {
+			break
 		}
 		entries := ch.Entries
 		if first := ch.From(); first < from {
@@ -488,6 +504,7 @@ func (c *core) history(r *readResult) *readReq {
 			ws = append(ws, w)
 		}
 	}
+	c.cut = 0
 	c.collect(g, r.entries, nil, true)
 	c.settle(ws, r.to)
 	return c.sync()
@@ -515,8 +532,17 @@ func (c *core) progressAll(h *Stream) {
 // answerProgress sends the stream's waiting progress answers (watch ID -1,
 // the feed's position) if every watcher of the stream is synced and has
 // reached its start revision, as etcd's rule is; otherwise, and with no
-// watcher, nothing is sent.
+// watcher, nothing is sent. A watcher created after the revision the feed
+// has reached (its created answer reported a newer one) makes the answer
+// wait for the feed to get there: a progress answer must not report less.
 func (c *core) answerProgress(s *stream) {
+	for _, w := range s.watchers {
+		if w.state == synced && w.minRev-1 > c.pos {
+			s.progressWant = max(s.progressWant, w.minRev-1)
+			c.waiting[s] = struct{}{}
+			return
+		}
+	}
 	asks := s.progressAsks
 	s.progressAsks, s.progressWant = 0, 0
 	delete(c.waiting, s)
@@ -542,7 +568,7 @@ func (c *core) tickProgress() {
 			if !w.progress {
 				continue
 			}
-			if w.progressDue && w.state == synced && c.pos >= w.startRev {
+			if w.progressDue && w.state == synced && c.pos >= w.startRev && c.pos >= w.minRev-1 {
 				s.out.push(Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: c.pos}, WatchId: w.id}}, 64)
 			}
 			w.progressDue = true

@@ -88,6 +88,11 @@ func (o *Outbox) push(it Item, size int) bool {
 // or done.
 func (o *Outbox) Take(done <-chan struct{}) (items []Item, ok bool) {
 	for {
+		select {
+		case <-done:
+			return nil, false
+		default:
+		}
 		o.mu.Lock()
 		if o.closed {
 			o.mu.Unlock()
@@ -187,10 +192,10 @@ const maxMergedBytes = 1 << 20
 // into its first one, up to maxMergedBytes: a sender that fell behind sends
 // one response per watcher instead of one per run of revisions, which is
 // what lets a watcher keep up with a stream of single-revision runs. A
-// merged response moves events earlier, never later, so it stays before
-// any progress answer that covers them; a watcher's events keep their
-// order, and the events of one revision stay together; none moves before
-// its watcher's created answer.
+// merged response moves events earlier, never later, and never past a
+// progress answer or a created, canceled or compacted answer for their
+// watcher; a watcher's events keep their order, and the events of one
+// revision stay together.
 func Coalesce(items []Item) []Item {
 	if len(items) < 2 {
 		return items
@@ -208,8 +213,14 @@ func Coalesce(items []Item) []Item {
 			continue
 		}
 		if len(r.Events) == 0 {
-			// A progress answer covers the events before it; merging only
-			// ever moves events earlier, so it may stay open.
+			// A progress answer: no event of the watchers it speaks for
+			// may move before it, since a client takes its revision as
+			// where it has got to (clientv3 resumes from it).
+			if r.WatchId == -1 {
+				clear(first)
+			} else {
+				delete(first, r.WatchId)
+			}
 			out = append(out, it)
 			continue
 		}
