@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/metastore/metastore/actors/lease"
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/actors/sequencer"
 	"github.com/metastore/metastore/actors/watch"
@@ -54,6 +56,8 @@ type Config struct {
 	Limits Limits
 	// Watch configures the watch actors.
 	Watch WatchConfig
+	// Lease configures the lease actor.
+	Lease LeaseConfig
 	// OnFatal is called when a core actor fails. The default logs and
 	// exits the process: a shard restarted empty would serve wrong answers.
 	OnFatal func(who string, reason any)
@@ -101,6 +105,16 @@ type WatchConfig struct {
 	ProgressInterval time.Duration
 }
 
+// LeaseConfig tunes the lease actor; a zero field takes its default.
+type LeaseConfig struct {
+	// MinTTL is the shortest TTL granted, in seconds
+	// (lease.DefaultMinTTL: etcd's with its default election timeout).
+	MinTTL int64
+	// RevokeRate bounds the expired leases revoked per second
+	// (lease.DefaultRevokeRate, etcd's).
+	RevokeRate int
+}
+
 // Node is one running MetaStore member: the shard actors, the coordinator
 // and the sequencer, and the lock-free read path over what they publish.
 type Node struct {
@@ -118,6 +132,8 @@ type Node struct {
 	watchers    []*actor.PID
 	nextWatcher atomic.Uint64
 	outboxBytes int
+	leases      *actor.PID
+	leaseTable  *lease.Table
 }
 
 // Start opens the data dir (unless in memory), rebuilds every shard's
@@ -186,7 +202,15 @@ func Start(cfg Config) (*Node, error) {
 	if n.sequencer, err = root.SpawnNamed(sequencer.Props(seqCfg).Configure(append(mailbox(), guard)...), "sequencer"); err != nil {
 		return nil, n.abort(err)
 	}
-	leases := func(int64) bool { return false }
+	stored := map[int64]int64{}
+	if n.db != nil {
+		if stored, err = n.db.Leases(); err != nil {
+			return nil, n.abort(err)
+		}
+	}
+	// The table holds every stored lease before a shard can plan a write.
+	n.leaseTable = lease.NewTable(stored)
+	leases := n.leaseTable.Exists
 	// Every shard's first view is published before any actor starts, so
 	// that the read path never meets a missing one.
 	for i, store := range stores {
@@ -223,6 +247,13 @@ func Start(cfg Config) (*Node, error) {
 		MaxQueuedBytes:    cfg.Limits.CoordinatorQueueBytes,
 		MaxUnsettledBytes: cfg.Limits.UnsettledBytes,
 	}).Configure(append(mailbox(), guard)...), "coordinator")
+	if err != nil {
+		return nil, n.abort(err)
+	}
+	n.leases, err = root.SpawnNamed(lease.Props(lease.Config{
+		Table: n.leaseTable, Leases: stored, Sequencer: n.sequencer, Coordinator: n.coordinator,
+		MemberID: n.meta.MemberID, MinTTL: cfg.Lease.MinTTL, RevokeRate: cfg.Lease.RevokeRate, Logger: logger,
+	}).Configure(append(mailbox(), guard)...), "lease")
 	if err != nil {
 		return nil, n.abort(err)
 	}
@@ -396,6 +427,93 @@ func (n *Node) write(ctx context.Context, req msg.Request) (msg.Response, error)
 	}
 }
 
+// LeaseGrant grants a lease of ttl seconds (at least the minimum TTL) with
+// ID id, or one the node picks if id is 0, once it is durable. It fails
+// with msg.ErrLeaseExists or msg.ErrLeaseTTLTooLarge.
+func (n *Node) LeaseGrant(ctx context.Context, id, ttl int64) (lease.Granted, error) {
+	reply := make(chan lease.Granted, 1)
+	n.system.Root.Send(n.leases, &lease.Grant{ID: id, TTL: ttl, Reply: reply})
+	select {
+	case g := <-reply:
+		return g, g.Err
+	case <-ctx.Done():
+		return lease.Granted{}, ctx.Err()
+	}
+}
+
+// LeaseRevoke revokes lease id: its keys are deleted at one revision (none
+// if it has none) and it is gone once this returns. It fails with
+// msg.ErrLeaseNotFound.
+func (n *Node) LeaseRevoke(ctx context.Context, id int64) (*pb.LeaseRevokeResponse, error) {
+	if err := n.revs.Failure(); err != nil {
+		return nil, err
+	}
+	reply := make(chan msg.Result, 1)
+	n.system.Root.Send(n.leases, &lease.Revoke{ID: id, Reply: reply})
+	select {
+	case r := <-reply:
+		return r.Resp.Revoke, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// LeaseKeepAlive renews lease id and returns its TTL, 0 if it does not
+// exist (or expired, or is being revoked). It touches no disk.
+func (n *Node) LeaseKeepAlive(ctx context.Context, id int64) (int64, error) {
+	reply := make(chan int64, 1)
+	n.system.Root.Send(n.leases, &lease.KeepAlive{ID: id, Reply: reply})
+	select {
+	case ttl := <-reply:
+		return ttl, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// LeaseTimeToLive returns lease id's remaining and granted TTL and, with
+// keys, the keys attached to it (from every shard, in key order).
+func (n *Node) LeaseTimeToLive(ctx context.Context, id int64, keys bool) (lease.Remaining, []string, error) {
+	reply := make(chan lease.Remaining, 1)
+	n.system.Root.Send(n.leases, &lease.TimeToLive{ID: id, Reply: reply})
+	var r lease.Remaining
+	select {
+	case r = <-reply:
+	case <-ctx.Done():
+		return r, nil, ctx.Err()
+	}
+	if !r.Found || !keys {
+		return r, nil, nil
+	}
+	replies := make(chan []string, len(n.shardPIDs))
+	for _, pid := range n.shardPIDs {
+		n.system.Root.Send(pid, &msg.LeaseKeys{ID: id, Reply: replies})
+	}
+	var all []string
+	for range n.shardPIDs {
+		select {
+		case ks := <-replies:
+			all = append(all, ks...)
+		case <-ctx.Done():
+			return r, nil, ctx.Err()
+		}
+	}
+	slices.Sort(all)
+	return r, all, nil
+}
+
+// LeaseLeases returns the IDs of every lease.
+func (n *Node) LeaseLeases(ctx context.Context) ([]int64, error) {
+	reply := make(chan []int64, 1)
+	n.system.Root.Send(n.leases, &lease.List{Reply: reply})
+	select {
+	case ids := <-reply:
+		return ids, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // Compact moves the compact revision to rev and has every shard drop its
 // history below it; with physical it returns only once they all have. It
 // returns the current revision.
@@ -438,6 +556,9 @@ func (n *Node) Stop() {
 // stopActors stops whichever core actors were spawned, in dependency order,
 // then the actor system and the pinned goroutines.
 func (n *Node) stopActors() {
+	if n.leases != nil {
+		_ = n.system.Root.PoisonFuture(n.leases).Wait()
+	}
 	var futures []*actor.Future
 	if n.coordinator != nil {
 		futures = append(futures, n.system.Root.PoisonFuture(n.coordinator))

@@ -22,6 +22,8 @@ var grpcErrors = []struct {
 	{msg.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
 	{msg.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
 	{msg.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{msg.ErrLeaseExists, rpctypes.ErrGRPCLeaseExist},
+	{msg.ErrLeaseTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
 	{msg.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
 	{storage.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{msg.ErrLogFailed, errLogFailed},

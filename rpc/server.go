@@ -38,8 +38,11 @@ type Server struct {
 	pprof     *http.Server
 	listeners []net.Listener
 	urls      []string
-	// stopping ends the watch streams when the server stops.
+	// stopping ends the watch and keep-alive streams when the server stops.
 	stopping chan struct{}
+	// closeRecipes closes the in-process client of the lock and election
+	// services.
+	closeRecipes func()
 }
 
 // Start starts a server with cfg and returns once it accepts requests.
@@ -82,10 +85,14 @@ func Start(cfg Config) (*Server, error) {
 	meta := node.Meta()
 	hdr := &header{clusterID: meta.ClusterID, memberID: meta.MemberID, revision: node.Revision}
 	s.grpc = grpc.NewServer(serverOptions(cfg.MaxRequestBytes)...)
-	pb.RegisterKVServer(s.grpc, &kvServer{node: node, hdr: hdr, maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes})
-	pb.RegisterWatchServer(s.grpc, &watchServer{node: node, hdr: hdr, fragmentBytes: cfg.MaxRequestBytes + grpcOverheadBytes, stopping: s.stopping})
+	kv := &kvServer{node: node, hdr: hdr, maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes}
+	watch := &watchServer{node: node, hdr: hdr, fragmentBytes: cfg.MaxRequestBytes + grpcOverheadBytes, stopping: s.stopping}
+	lease := &leaseServer{node: node, hdr: hdr, stopping: s.stopping}
+	pb.RegisterKVServer(s.grpc, kv)
+	pb.RegisterWatchServer(s.grpc, watch)
+	pb.RegisterLeaseServer(s.grpc, lease)
+	s.closeRecipes = registerRecipes(s.grpc, kv, lease, watch)
 	// Services whose issues have not landed answer Unimplemented.
-	pb.RegisterLeaseServer(s.grpc, pb.UnimplementedLeaseServer{})
 	pb.RegisterClusterServer(s.grpc, pb.UnimplementedClusterServer{})
 	pb.RegisterMaintenanceServer(s.grpc, pb.UnimplementedMaintenanceServer{})
 	pb.RegisterAuthServer(s.grpc, pb.UnimplementedAuthServer{})
@@ -152,6 +159,7 @@ func (s *Server) Close() error {
 		s.pprof.Close()
 	}
 	close(s.stopping)
+	s.closeRecipes()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -68,11 +68,14 @@ func (c *coordinator) Receive(ctx actor.Context) {
 			ctx.Send(c.sequencer, stamp)
 		}
 	case *msg.Stamped:
-		thaws, deliver := c.core.stamped(m.Base)
+		thaws, deliver, logged := c.core.stamped(m.Base)
 		for _, t := range thaws {
 			ctx.Send(c.shards[t.shard], t.thaw)
 		}
 		ctx.Send(c.sequencer, deliver)
+		if logged != nil {
+			ctx.Send(c.sequencer, logged)
+		}
 		c.next(ctx)
 	case *wakeUp:
 		c.next(ctx)
@@ -81,7 +84,8 @@ func (c *coordinator) Receive(ctx actor.Context) {
 
 // next freezes the shards of the next write, if the core starts one.
 func (c *coordinator) next(ctx actor.Context) {
-	for _, i := range c.core.next() {
-		ctx.Send(c.shards[i], &freeze{ReplyTo: ctx.Self()})
+	shards, lease := c.core.next()
+	for _, i := range shards {
+		ctx.Send(c.shards[i], &freeze{ReplyTo: ctx.Self(), Lease: lease})
 	}
 }

@@ -2,6 +2,8 @@ package shards
 
 import (
 	"fmt"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"slices"
 
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/storage"
@@ -57,6 +59,20 @@ type crossOp struct {
 	// revision writes the same keys, values and leases (it is checked), so
 	// these are what each shard applies.
 	by map[int][]storage.Mutation
+	// revokeKeys are, for a lease revoke, the lease's keys on every shard.
+	revokeKeys []string
+}
+
+// exec evaluates the write on o: a lease revoke deletes the lease's keys,
+// in key order as etcd's lessor does, anything else runs as requested.
+func (op *crossOp) exec(o *overlay) (msg.Response, error) {
+	if op.w.Req.Revoke == nil {
+		return execRequest(o, &op.env, op.w.Req)
+	}
+	for _, k := range op.revokeKeys {
+		o.del(k)
+	}
+	return msg.Response{Revoke: &pb.LeaseRevokeResponse{Header: &pb.ResponseHeader{Revision: o.headerRev()}}}, nil
 }
 
 // shardThaw is a thaw and the shard it goes to.
@@ -82,10 +98,11 @@ func (c *coordCore) write(w *msg.Write) error {
 // next starts the first queued write, unless one is running or too much
 // that the coordinator wrote is not yet visible: then the wake-up of its
 // last write brings it back here once that is. It returns the shards to
-// freeze (none: nothing started).
-func (c *coordCore) next() []int {
+// freeze (none: nothing started) and, for a lease revoke, the lease whose
+// keys they are to name.
+func (c *coordCore) next() ([]int, int64) {
 	if c.cur != nil || len(c.queue.ws) == 0 || c.unsettled.bytes >= c.cfg.MaxUnsettledBytes {
-		return nil
+		return nil, 0
 	}
 	w := c.queue.ws[0].w
 	c.queue.drop(1, c.queue.ws[0].size)
@@ -96,7 +113,11 @@ func (c *coordCore) next() []int {
 	}
 	op.waiting = len(op.involved)
 	c.cur = op
-	return op.involved
+	var lease int64
+	if r := w.Req.Revoke; r != nil {
+		lease = r.ID
+	}
+	return op.involved, lease
 }
 
 // frozen takes a frozen shard's view. Once it has every involved shard's,
@@ -105,22 +126,28 @@ func (c *coordCore) next() []int {
 func (c *coordCore) frozen(m *frozenView) *msg.Stamp {
 	op := c.cur
 	op.views[m.Shard] = m.View
+	op.revokeKeys = append(op.revokeKeys, m.LeaseKeys...)
 	if op.waiting--; op.waiting > 0 {
 		return nil
 	}
+	slices.Sort(op.revokeKeys)
 	op.env = evalEnv{
 		Visible:     c.cfg.Revisions.Visible(),
 		Compacted:   c.cfg.Revisions.Compacted(),
 		LeaseExists: c.cfg.Leases,
 	}
 	op.dry = newOverlay(&viewSet{router: c.cfg.Router, views: op.views}, placeholder(0))
-	_, op.err = execRequest(op.dry, &op.env, op.w.Req)
+	_, op.err = op.exec(op.dry)
 	var writes [][]storage.Mutation
 	if op.err == nil && op.dry.changed() {
 		writes = [][]storage.Mutation{op.dry.muts}
 		op.by = c.written(op.dry.muts)
 	}
-	return &msg.Stamp{Writes: writes, Parts: len(op.by)}
+	stamp := &msg.Stamp{Writes: writes, Parts: len(op.by)}
+	if r := op.w.Req.Revoke; r != nil && writes != nil {
+		stamp.Leases = []storage.LeaseRecord{{ID: r.ID, Revoke: true}}
+	}
+	return stamp
 }
 
 // written returns the shards that muts write, as a set.
@@ -135,20 +162,32 @@ func (c *coordCore) written(muts []storage.Mutation) map[int][]storage.Mutation 
 
 // stamped runs the write at its revision base and ends it. It returns a
 // thaw for each involved shard, in order, and the Deliver that hands the
-// answer to the sequencer; the shell sends them, then calls next.
-func (c *coordCore) stamped(base int64) ([]shardThaw, *msg.Deliver) {
+// answer to the sequencer; the shell sends them, then calls next. A lease
+// revoke that deleted nothing instead returns the LogLeases that records
+// it, which answers once durable.
+func (c *coordCore) stamped(base int64) ([]shardThaw, *msg.Deliver, *msg.LogLeases) {
 	op := c.cur
 	c.cur = nil
 	var r msg.Reply
+	var logged *msg.LogLeases
 	switch {
 	case op.err != nil:
 		r = reply(op.w.Reply, base-1, msg.Result{Err: op.err})
 	case !op.dry.changed():
-		resp, err := execRequest(newOverlay(op.dry.base, base), &op.env, op.w.Req)
+		resp, err := op.exec(newOverlay(op.dry.base, base))
 		r = reply(op.w.Reply, base-1, msg.Result{Resp: resp, Err: err})
+		if rv := op.w.Req.Revoke; rv != nil {
+			logged = &msg.LogLeases{Records: []storage.LeaseRecord{{ID: rv.ID, Revoke: true}}, Reply: func(err error) {
+				if err != nil {
+					op.w.Reply <- msg.Result{Err: err}
+					return
+				}
+				r.Send()
+			}}
+		}
 	default:
 		o := newOverlay(op.dry.base, base)
-		resp, err := execRequest(o, &op.env, op.w.Req)
+		resp, err := op.exec(o)
 		if err != nil || len(o.muts) != len(op.dry.muts) {
 			panic(fmt.Sprintf("shards: cross-shard write decided differently at revision %d than in its dry run (err %v)", base, err))
 		}
@@ -158,11 +197,14 @@ func (c *coordCore) stamped(base int64) ([]shardThaw, *msg.Deliver) {
 	for j, i := range op.involved {
 		thaws[j] = shardThaw{shard: i, thaw: &thaw{Rev: base, Muts: op.by[i]}}
 	}
-	replies := []msg.Reply{r}
+	var replies []msg.Reply
+	if logged == nil {
+		replies = append(replies, r)
+	}
 	if op.by != nil {
 		if w, ok := c.unsettled.add(base, mutationBytes(op.dry.muts), min(settleWakeBytes, c.cfg.MaxUnsettledBytes), c.wake); ok {
 			replies = append(replies, w)
 		}
 	}
-	return thaws, &msg.Deliver{Replies: replies}
+	return thaws, &msg.Deliver{Replies: replies}, logged
 }

@@ -20,8 +20,11 @@ type evalEnv struct {
 	Visible int64
 	// Compacted is the compact revision when the request was planned.
 	Compacted int64
-	// LeaseExists reports whether a lease ID names a live lease.
+	// LeaseExists reports whether a lease ID names a live lease. Leases
+	// come and go while a batch is in flight, so each answer is kept in
+	// leases for the second pass.
 	LeaseExists func(id int64) bool
+	leases      map[int64]bool
 }
 
 // checkRev applies etcd's bounds to a read at rev, as etcd checks a range
@@ -40,8 +43,23 @@ func (e *evalEnv) checkRev(rev int64) error {
 	return nil
 }
 
+// checkLease fails a write that names a lease that does not exist. It asks
+// LeaseExists once per lease and evaluation: both passes of a request see
+// the same answer even if the lease was revoked in between (its revoke is
+// ordered after this write then, and deletes the key it attached).
 func (e *evalEnv) checkLease(id int64) error {
-	if id != 0 && (e.LeaseExists == nil || !e.LeaseExists(id)) {
+	if id == 0 {
+		return nil
+	}
+	ok, seen := e.leases[id]
+	if !seen {
+		ok = e.LeaseExists != nil && e.LeaseExists(id)
+		if e.leases == nil {
+			e.leases = make(map[int64]bool)
+		}
+		e.leases[id] = ok
+	}
+	if !ok {
 		return msg.ErrLeaseNotFound
 	}
 	return nil

@@ -15,14 +15,20 @@ import (
 // writes and answer ReplyTo with frozenView, until thaw arrives. The
 // coordinator uses it to evaluate a cross-shard request on a state nothing
 // else changes.
+//
+// Lease, if not 0, is a lease being revoked: the answer names the keys it
+// holds on the shard.
 type freeze struct {
 	ReplyTo *actor.PID
+	Lease   int64
 }
 
-// frozenView answers freeze with a snapshot of the shard's newest state.
+// frozenView answers freeze with a snapshot of the shard's newest state and,
+// for a revoke, the keys of its lease there.
 type frozenView struct {
-	Shard int
-	View  *View
+	Shard     int
+	View      *View
+	LeaseKeys []string
 }
 
 // thaw ends a freeze: the shard applies Muts at Rev (nothing if Muts

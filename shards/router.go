@@ -66,6 +66,9 @@ func visitRequest(req msg.Request, visit func(key, end []byte) bool) {
 		visit(req.Delete.Key, req.Delete.RangeEnd)
 	case req.Txn != nil:
 		visitTxn(req.Txn, visit)
+	case req.Revoke != nil:
+		// Any shard may hold a key of the lease: a range over every key.
+		visit([]byte{0}, []byte{0})
 	}
 }
 

@@ -90,6 +90,8 @@ func (s *shardActor) Receive(ctx actor.Context) {
 		}
 	case *msg.CompactShard:
 		s.core.queueCompact(m)
+	case *msg.LeaseKeys:
+		m.Reply <- s.core.cfg.Store.LeaseKeys(m.ID)
 	case *wakeUp:
 		// Settled above; the shard may plan again.
 	}

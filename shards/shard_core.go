@@ -144,7 +144,11 @@ func (c *shardCore) pump() (answer *freeze, view *frozenView, stamp *msg.Stamp) 
 		f := c.freezers[0]
 		c.freezers = c.freezers[1:]
 		c.frozen = true
-		return f, &frozenView{Shard: c.cfg.ID, View: c.cfg.Store.Snapshot()}, nil
+		view := &frozenView{Shard: c.cfg.ID, View: c.cfg.Store.Snapshot()}
+		if f.Lease != 0 {
+			view.LeaseKeys = c.cfg.Store.LeaseKeys(f.Lease)
+		}
+		return f, view, nil
 	}
 	if len(c.queue.ws) > 0 && c.unsettled.bytes < c.cfg.MaxUnsettledBytes {
 		return nil, nil, c.plan()

@@ -1,6 +1,7 @@
 package shards
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/tidwall/btree"
@@ -120,13 +121,48 @@ type Store struct {
 	// unsettled names, oldest first, the values this store put in
 	// vals.recent whose revisions were not yet visible when last checked.
 	unsettled []storage.KeyRev
+	// leases indexes the keys whose newest record names a lease, by lease:
+	// what a revoke deletes. It follows the newest state only, and no
+	// reader but the owner sees it.
+	leases map[int64]map[string]struct{}
 }
 
 // NewStore returns an empty store. With vals, the store keeps only its
 // records' metadata and puts values there; with nil, records carry them.
 func NewStore(vals *Values) *Store {
 	tree := btree.NewBTreeGOptions(historyLess, btree.Options{NoLocks: true})
-	return &Store{tree: tree, live: &View{tree: tree, vals: vals}, vals: vals}
+	return &Store{tree: tree, live: &View{tree: tree, vals: vals}, vals: vals, leases: make(map[int64]map[string]struct{})}
+}
+
+// LeaseKeys returns the keys attached to lease id, in key order.
+func (s *Store) LeaseKeys(id int64) []string {
+	keys := make([]string, 0, len(s.leases[id]))
+	for k := range s.leases[id] {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// attach moves key from lease from to lease to (0: none).
+func (s *Store) attach(key string, from, to int64) {
+	if from == to {
+		return
+	}
+	if from != 0 {
+		delete(s.leases[from], key)
+		if len(s.leases[from]) == 0 {
+			delete(s.leases, from)
+		}
+	}
+	if to != 0 {
+		set := s.leases[to]
+		if set == nil {
+			set = make(map[string]struct{})
+			s.leases[to] = set
+		}
+		set[key] = struct{}{}
+	}
 }
 
 // Snapshot returns an immutable view of the store as it is now. It is O(1):
@@ -160,13 +196,17 @@ func (s *Store) put(key string, value []byte, lease, rev int64) record {
 	rec := record{rev: rev, create: rev, version: 1, lease: lease, value: value}
 	h, ok := s.tree.Get(&history{key: key})
 	if ok {
+		var was int64
 		if prev, live := h.latest(); live {
 			rec.create = prev.create
 			rec.version = prev.version + 1
+			was = prev.lease
 		}
+		s.attach(key, was, lease)
 		s.tree.Set(&history{key: key, recs: append(h.recs, rec)})
 		return rec
 	}
+	s.attach(key, 0, lease)
 	s.tree.Set(&history{key: key, recs: []record{rec}})
 	return rec
 }
@@ -178,9 +218,11 @@ func (s *Store) del(key string, rev int64) bool {
 	if !ok {
 		return false
 	}
-	if _, live := h.latest(); !live {
+	prev, live := h.latest()
+	if !live {
 		return false
 	}
+	s.attach(key, prev.lease, 0)
 	s.tree.Set(&history{key: key, recs: append(h.recs, record{rev: rev})})
 	return true
 }
@@ -224,9 +266,14 @@ func (s *Store) Compact(rev int64) []storage.KeyRev {
 // may change in place.
 func (s *Store) Restore(key string, r storage.Record) {
 	rec := record{rev: r.Rev, create: r.Create, version: r.Version, lease: r.Lease}
+	var was int64
 	if h, ok := s.tree.Get(&history{key: key}); ok {
+		if prev, live := h.latest(); live {
+			was = prev.lease
+		}
 		h.recs = append(h.recs, rec)
-		return
+	} else {
+		s.tree.Set(&history{key: key, recs: []record{rec}})
 	}
-	s.tree.Set(&history{key: key, recs: []record{rec}})
+	s.attach(key, was, rec.lease)
 }

@@ -3,6 +3,7 @@ package shards
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -197,7 +198,7 @@ func testStoreValues(t *testing.T, cacheBytes int64) {
 	err = db.Commit([]storage.Entry{
 		{Rev: 2, Base: 2, Muts: []storage.Mutation{{Key: "k", Value: []byte("a"), Create: 2, Version: 1}}},
 		{Rev: 3, Base: 3, Muts: []storage.Mutation{{Key: "k", Value: []byte("b"), Create: 2, Version: 2}, {Key: "e", Create: 3, Version: 1}}},
-	}, 0)
+	}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,5 +224,46 @@ func testStoreValues(t *testing.T, cacheBytes int64) {
 		t.Fatalf("cached value of a compacted record read through an old view: %v, %v; want \"a\"", kv, err)
 	case cacheBytes == 0 && !errors.Is(err, storage.ErrNoRecord):
 		t.Fatalf("compacted record read through an old view: %v, want storage.ErrNoRecord", err)
+	}
+}
+
+// TestStoreLeaseKeys: the lease index follows each key's newest record.
+func TestStoreLeaseKeys(t *testing.T) {
+	s := NewStore(nil)
+	s.put("a", nil, 1, 2)
+	s.put("b", nil, 1, 3)
+	s.put("c", nil, 2, 4)
+	s.put("b", nil, 2, 5) // moves to lease 2
+	s.put("c", nil, 0, 6) // leaves lease 2
+	s.put("d", nil, 1, 7)
+	s.del("d", 8) // detaches
+	tests := []struct {
+		lease int64
+		want  []string
+	}{{1, []string{"a"}}, {2, []string{"b"}}, {3, []string{}}}
+	for _, tc := range tests {
+		if got := s.LeaseKeys(tc.lease); !slices.Equal(got, tc.want) {
+			t.Errorf("lease %d: keys %v, want %v", tc.lease, got, tc.want)
+		}
+	}
+	// Rebuilt from records as a restart loads them.
+	r := NewStore(nil)
+	for _, rec := range []struct {
+		key string
+		rec storage.Record
+	}{
+		{"a", storage.Record{Rev: 2, Create: 2, Version: 1, Lease: 1}},
+		{"b", storage.Record{Rev: 3, Create: 3, Version: 1, Lease: 1}},
+		{"b", storage.Record{Rev: 5, Create: 3, Version: 2, Lease: 2}},
+		{"d", storage.Record{Rev: 7, Create: 7, Version: 1, Lease: 1}},
+		{"d", storage.Record{Rev: 8}},
+	} {
+		r.Restore(rec.key, rec.rec)
+	}
+	if got := r.LeaseKeys(1); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("restored lease 1: keys %v, want [a]", got)
+	}
+	if got := r.LeaseKeys(2); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("restored lease 2: keys %v, want [b]", got)
 	}
 }

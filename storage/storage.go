@@ -460,17 +460,22 @@ type Mutation struct {
 
 // Entry is a stamped write: the mutations of revision Rev. A mutation's
 // negative Create stands for the revision of another write of the same
-// stamp: -1 is Base, -2 is Base+1, and so on.
+// stamp: -1 is Base, -2 is Base+1, and so on. Leases are the lease changes
+// made by the same write (a revoke that deletes the lease's keys).
 type Entry struct {
 	Rev, Base int64
 	Muts      []Mutation
+	Leases    []LeaseRecord
 }
 
-// Commit writes entries (in revision order) and, if compact > 0, the
-// compact revision, as one batch with one sync.
+// Commit writes entries (in revision order), the lease changes that take
+// no revision (grants, revokes of leases without keys) and, if compact >
+// 0, the compact revision, as one batch with one sync. A lease's grant and
+// its revoke never share a commit: a revoke starts only once the grant is
+// durable.
 //
 // A failed commit returns an error after which nothing may be written.
-func (d *DB) Commit(entries []Entry, compact int64) (err error) {
+func (d *DB) Commit(entries []Entry, leases []LeaseRecord, compact int64) (err error) {
 	if err := d.beginWrite(); err != nil {
 		return err
 	}
@@ -504,7 +509,9 @@ func (d *DB) Commit(entries []Entry, compact int64) (err error) {
 			copy(op.Value[copy(op.Value, h):], m.Value)
 			_ = op.Finish()
 		}
+		putLeases(b, e.Leases)
 	}
+	putLeases(b, leases)
 	if compact > 0 {
 		_ = b.Set(keyCompact, be64(compact), nil)
 	}

@@ -79,12 +79,18 @@ func TestCommitLoadRoundTrip(t *testing.T) {
 	if meta.Shards != 3 || meta.Rev != 1 {
 		t.Fatalf("fresh meta %+v", meta)
 	}
+	// Leases are granted in a commit of their own: a revoke starts only
+	// once its grant is durable, so the two never share a commit.
+	if err := db.Commit(nil, []LeaseRecord{{ID: 5, TTL: 10}, {ID: 6, TTL: 20}}, 0); err != nil {
+		t.Fatal(err)
+	}
 	// Revisions 2 and 3 were stamped together: the second put of b names
 	// its create revision as a placeholder for the stamp's first revision.
 	err = db.Commit([]Entry{
 		{Rev: 2, Base: 2, Muts: []Mutation{{Key: "a", Value: []byte("1"), Create: -1, Version: 1}, {Key: "b", Value: []byte("x"), Lease: 5, Create: -1, Version: 1}}},
-		{Rev: 3, Base: 2, Muts: []Mutation{{Key: "b", Value: []byte("y"), Create: -1, Version: 2}, {Key: "a", Delete: true}}},
-	}, 2)
+		{Rev: 3, Base: 2, Muts: []Mutation{{Key: "b", Value: []byte("y"), Create: -1, Version: 2}, {Key: "a", Delete: true}},
+			Leases: []LeaseRecord{{ID: 6, Revoke: true}}},
+	}, []LeaseRecord{{ID: 7, TTL: 30}}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +102,9 @@ func TestCommitLoadRoundTrip(t *testing.T) {
 	defer db.Close()
 	if meta.Rev != 3 || meta.Compact != 2 || meta.Shards != 3 {
 		t.Fatalf("meta after reopen %+v", meta)
+	}
+	if leases, err := db.Leases(); err != nil || len(leases) != 2 || leases[5] != 10 || leases[7] != 30 {
+		t.Fatalf("leases after reopen %v, %v; want 5 and 7 (6 was revoked)", leases, err)
 	}
 	got := map[string][]Record{}
 	if err := db.Load(func(k string, rec Record) error { got[k] = append(got[k], rec); return nil }); err != nil {

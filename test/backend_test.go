@@ -200,6 +200,10 @@ func startMetaStore(t testing.TB, o serverOptions) string {
 	cfg.Shards = 4
 	cfg.MaxTxnOps = o.maxTxnOps
 	cfg.MaxRequestBytes = o.maxRequestBytes
+	// etcd's shortest lease TTL follows its election timeout: 1 s for the
+	// embedded etcd below (10 ms ticks, 100 ms elections), 2 s with etcd's
+	// defaults, which MetaStore keeps unless told.
+	cfg.Lease.MinTTL = 1
 	if o.progressInterval > 0 {
 		cfg.WatchProgressNotifyInterval = o.progressInterval
 	}

@@ -7,8 +7,8 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// TestUnimplementedServices checks that MetaStore, which serves only the KV
-// and Watch APIs, answers the other etcd services with codes.Unimplemented,
+// TestUnimplementedServices checks that MetaStore, which serves the KV,
+// Watch, Lease, Lock and Election APIs, answers the other etcd services with codes.Unimplemented,
 // both for unary calls and for streams, rather than hanging or failing
 // otherwise.
 // One representative call per service; etcd implements them all, so this
@@ -19,14 +19,6 @@ func TestUnimplementedServices(t *testing.T) {
 			name string
 			call func() error
 		}{
-			{"Lease.LeaseGrant", func() error {
-				_, err := pb.NewLeaseClient(tg.Conn).LeaseGrant(reqCtx(t), &pb.LeaseGrantRequest{TTL: 10})
-				return err
-			}},
-			{"Lease.LeaseRevoke", func() error {
-				_, err := pb.NewLeaseClient(tg.Conn).LeaseRevoke(reqCtx(t), &pb.LeaseRevokeRequest{ID: 1})
-				return err
-			}},
 			{"Cluster.MemberList", func() error {
 				_, err := pb.NewClusterClient(tg.Conn).MemberList(reqCtx(t), &pb.MemberListRequest{})
 				return err
@@ -49,17 +41,6 @@ func TestUnimplementedServices(t *testing.T) {
 		}
 
 		// A stream's status arrives on the first Recv.
-		t.Run("Lease.LeaseKeepAlive", func(t *testing.T) {
-			stream, err := pb.NewLeaseClient(tg.Conn).LeaseKeepAlive(reqCtx(t))
-			if err != nil {
-				wantCode(t, err, codes.Unimplemented)
-				return
-			}
-			// Send may already see the stream closed; Recv reports why.
-			_ = stream.Send(&pb.LeaseKeepAliveRequest{ID: 1})
-			_, err = stream.Recv()
-			wantCode(t, err, codes.Unimplemented)
-		})
 		t.Run("Maintenance.Snapshot", func(t *testing.T) {
 			stream, err := pb.NewMaintenanceClient(tg.Conn).Snapshot(reqCtx(t), &pb.SnapshotRequest{})
 			if err != nil {

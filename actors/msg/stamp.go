@@ -13,8 +13,13 @@ import (
 // answers ReplyTo with Stamped. An empty Writes still gets an answer: its
 // Base-1 is the current revision, which is what a request that changed
 // nothing reports.
+//
+// Leases are lease changes made by the first write (a lease revoke that
+// deletes keys): they are committed in the same entry, so that the keys and
+// the lease go together.
 type Stamp struct {
 	Writes  [][]storage.Mutation
+	Leases  []storage.LeaseRecord
 	Parts   int
 	ReplyTo *actor.PID
 }

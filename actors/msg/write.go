@@ -7,10 +7,14 @@ import (
 
 // Request is one write request: exactly one field is set. A Txn here may
 // write; read-only Txns never become messages (they run on the read path).
+// Revoke deletes the keys of a lease the lease actor has already taken out
+// of its table, and logs the revoke (see lease.go); only the coordinator
+// runs it.
 type Request struct {
 	Put    *pb.PutRequest
 	Delete *pb.DeleteRangeRequest
 	Txn    *pb.TxnRequest
+	Revoke *pb.LeaseRevokeRequest
 }
 
 // Message returns the request as its protobuf message, whose encoded size
@@ -21,6 +25,8 @@ func (r Request) Message() proto.Message {
 		return r.Put
 	case r.Delete != nil:
 		return r.Delete
+	case r.Revoke != nil:
+		return r.Revoke
 	default:
 		return r.Txn
 	}
@@ -33,6 +39,7 @@ type Response struct {
 	Put    *pb.PutResponse
 	Delete *pb.DeleteRangeResponse
 	Txn    *pb.TxnResponse
+	Revoke *pb.LeaseRevokeResponse
 }
 
 // Message returns the response as its protobuf message.
@@ -42,6 +49,8 @@ func (r Response) Message() proto.Message {
 		return r.Put
 	case r.Delete != nil:
 		return r.Delete
+	case r.Revoke != nil:
+		return r.Revoke
 	default:
 		return r.Txn
 	}

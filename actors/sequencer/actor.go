@@ -19,7 +19,7 @@ import (
 // Log makes stamped revisions durable. Commit is called with one group at a
 // time, in revision order, from a goroutine of the sequencer's own.
 type Log interface {
-	Commit(entries []storage.Entry, compact int64) error
+	Commit(entries []storage.Entry, leases []storage.LeaseRecord, compact int64) error
 	// Size is the space the log uses, checked against the quota.
 	Size() int64
 	// SetNoSpace records the NOSPACE alarm durably.
@@ -59,11 +59,12 @@ type Config struct {
 // queued while it was syncing into one commit, which shares one sync.
 type group struct {
 	entries []storage.Entry
-	bytes   int   // about what entries cost in a pebble batch
-	last    int64 // the newest revision in entries, or the durable one
+	leases  []storage.LeaseRecord // lease changes that take no revision
+	bytes   int                   // about what entries cost in a pebble batch
+	last    int64                 // the newest revision in entries, or the durable one
 	compact int64
-	// replies are Compact answers, called with nil once the group is
-	// durable, or with the log's failure if it never will be.
+	// replies are Compact and LogLeases answers, called with nil once the
+	// group is durable, or with the log's failure if it never will be.
 	replies []func(err error)
 }
 
@@ -179,7 +180,7 @@ func (s *sequencer) Receive(ctx actor.Context) {
 	case *msg.Stamp:
 		base := s.core.stamp(len(m.Writes), m.Parts)
 		if len(m.Writes) > 0 && s.failed == nil {
-			s.log(base, m.Writes)
+			s.log(base, m.Writes, m.Leases)
 		}
 		ctx.Send(m.ReplyTo, &msg.Stamped{Base: base})
 	case *msg.Installed:
@@ -193,6 +194,8 @@ func (s *sequencer) Receive(ctx actor.Context) {
 		s.release()
 	case *msg.Compact:
 		s.compact(m)
+	case *msg.LogLeases:
+		s.logLeases(m)
 	case *synced:
 		s.synced(m)
 	}
@@ -228,12 +231,13 @@ func (s *sequencer) stop() {
 // log queues stamped writes for the next commit. Without a log they are
 // durable as soon as they are stamped; after the log failed they never
 // will be (their clients are answered with the failure).
-func (s *sequencer) log(base int64, writes [][]storage.Mutation) {
+func (s *sequencer) log(base int64, writes [][]storage.Mutation, leases []storage.LeaseRecord) {
 	last := base + int64(len(writes)) - 1
 	first := len(s.feed)
 	for i, w := range writes {
 		s.feed = append(s.feed, storage.Entry{Rev: base + int64(i), Base: base, Muts: w})
 	}
+	s.feed[first].Leases = leases
 	if s.cfg.Log == nil {
 		s.core.synced(last)
 		return
@@ -301,7 +305,7 @@ func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
 			root.Send(self, &synced{g: g, err: failed})
 			continue
 		}
-		err := s.cfg.Log.Commit(g.entries, g.compact)
+		err := s.cfg.Log.Commit(g.entries, g.leases, g.compact)
 		failed = err
 		root.Send(self, &synced{g: g, err: err})
 	}
@@ -322,6 +326,7 @@ func drain(g *group, queue <-chan *group, maxBytes int) (merged, carry *group) {
 			return g, next
 		}
 		g.entries = append(g.entries, next.entries...)
+		g.leases = append(g.leases, next.leases...)
 		g.bytes += next.bytes
 		g.last = max(g.last, next.last)
 		g.compact = max(g.compact, next.compact)
@@ -474,6 +479,22 @@ func (s *sequencer) compact(m *msg.Compact) {
 	g.compact = m.Rev
 	g.replies = append(g.replies, answer)
 	s.flush()
+}
+
+// logLeases queues lease changes that take no revision for the next commit
+// and answers once it is durable (at once without a log).
+func (s *sequencer) logLeases(m *msg.LogLeases) {
+	switch {
+	case s.failed != nil:
+		m.Reply(s.failed)
+	case s.cfg.Log == nil:
+		m.Reply(nil)
+	default:
+		g := s.pendingGroup()
+		g.leases = append(g.leases, m.Records...)
+		g.replies = append(g.replies, m.Reply)
+		s.flush()
+	}
 }
 
 // release publishes the visible revision, hands what became visible to

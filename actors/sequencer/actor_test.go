@@ -26,7 +26,7 @@ type gatedLog struct {
 	sizes   []int // revisions in each commit, in order
 }
 
-func (l *gatedLog) Commit(entries []storage.Entry, compact int64) error {
+func (l *gatedLog) Commit(entries []storage.Entry, _ []storage.LeaseRecord, compact int64) error {
 	l.mu.Lock()
 	l.commits++
 	first := l.commits == 1

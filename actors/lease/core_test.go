@@ -1,0 +1,127 @@
+package lease
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/metastore/metastore/actors/msg"
+)
+
+var t0 = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+func newTestCore() *core { return newCore(NewTable(nil), 2, 0xbeef) }
+
+// grantNow grants and makes the grant durable at once.
+func grantNow(t *testing.T, c *core, id, ttl int64, now time.Time) int64 {
+	t.Helper()
+	rec, err := c.grant(id, ttl, now)
+	if err != nil {
+		t.Fatalf("grant(%d, %d): %v", id, ttl, err)
+	}
+	c.granted(rec, now)
+	return rec.ID
+}
+
+func TestCoreGrant(t *testing.T) {
+	c := newTestCore()
+	grantNow(t, c, 7, 10, t0)
+	pending, err := c.grant(8, 10, t0) // not durable yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		id, ttl int64
+		wantTTL int64
+		wantErr error
+	}{
+		{"client-chosen", 9, 10, 10, nil},
+		{"existing", 7, 10, 0, msg.ErrLeaseExists},
+		{"being granted", 8, 10, 0, msg.ErrLeaseExists},
+		{"below the minimum TTL", 10, 1, 2, nil},
+		{"no TTL", 11, 0, 2, nil},
+		{"longest TTL", 12, MaxTTL, MaxTTL, nil},
+		{"too large", 13, MaxTTL + 1, 0, msg.ErrLeaseTTLTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, err := c.grant(tc.id, tc.ttl, t0)
+			if !errors.Is(err, tc.wantErr) || (err == nil && (rec.ID != tc.id || rec.TTL != tc.wantTTL)) {
+				t.Fatalf("grant(%d, %d) = %+v, %v; want TTL %d, %v", tc.id, tc.ttl, rec, err, tc.wantTTL, tc.wantErr)
+			}
+		})
+	}
+	seen := map[int64]bool{}
+	for range 1000 {
+		id := grantNow(t, c, 0, 5, t0)
+		if id <= 0 || seen[id] {
+			t.Fatalf("chosen ID %d: not positive, or chosen twice", id)
+		}
+		seen[id] = true
+	}
+	if c.table.Exists(pending.ID) {
+		t.Fatal("a lease whose grant is not durable is in the table")
+	}
+	c.granted(pending, t0)
+	if !c.table.Exists(pending.ID) {
+		t.Fatal("a granted lease is not in the table")
+	}
+}
+
+func TestCoreRenewAndTimeToLive(t *testing.T) {
+	c := newTestCore()
+	id := grantNow(t, c, 0, 10, t0)
+	if ttl := c.renew(id, t0.Add(9*time.Second)); ttl != 10 {
+		t.Fatalf("renew before the deadline: TTL %d, want 10", ttl)
+	}
+	if rem, granted, ok := c.timeToLive(id, t0.Add(12500*time.Millisecond)); !ok || rem != 6 || granted != 10 {
+		t.Fatalf("timeToLive = %d, %d, %v; want 6 (rounded down), 10, true", rem, granted, ok)
+	}
+	if ttl := c.renew(id, t0.Add(19*time.Second)); ttl != 0 {
+		t.Fatalf("renew after the deadline: TTL %d, want 0", ttl)
+	}
+	if ttl := c.renew(99, t0); ttl != 0 {
+		t.Fatalf("renew of an unknown lease: TTL %d, want 0", ttl)
+	}
+	if _, _, ok := c.timeToLive(99, t0); ok {
+		t.Fatal("timeToLive found an unknown lease")
+	}
+}
+
+// TestCoreExpire: expired leases are revoked earliest first, at most limit
+// at a time; a keep-alive moves a lease back; a revoke in progress takes
+// the lease out of the table and keeps later revokes waiting on it.
+func TestCoreExpire(t *testing.T) {
+	c := newTestCore()
+	for i := int64(1); i <= 5; i++ {
+		grantNow(t, c, i, 10*i, t0)
+	}
+	c.renew(1, t0.Add(9*time.Second)) // 1 now ends at 19 s
+	if got := c.expire(t0.Add(25*time.Second), 10); !slices.Equal(got, []int64{1, 2}) {
+		t.Fatalf("expired at 25 s: %v, want [1 2]", got)
+	}
+	if c.table.Exists(1) || c.table.Exists(2) || !c.table.Exists(3) {
+		t.Fatal("the table does not follow the revokes")
+	}
+	if got := c.expire(t0.Add(time.Minute), 2); !slices.Equal(got, []int64{3, 4}) {
+		t.Fatalf("expired at 60 s, 2 at most: %v, want [3 4]", got)
+	}
+	waiter := make(chan msg.Result, 1)
+	if start, err := c.revoke(3, waiter); start || err != nil {
+		t.Fatalf("revoke during a revoke: start %v, %v; want it to wait", start, err)
+	}
+	c.revoked(3, msg.Result{})
+	select {
+	case <-waiter:
+	default:
+		t.Fatal("the waiting revoke was not answered")
+	}
+	if _, err := c.revoke(3, nil); !errors.Is(err, msg.ErrLeaseNotFound) {
+		t.Fatalf("revoke of a revoked lease: %v", err)
+	}
+	if got := c.list(); !slices.Equal(got, []int64{5}) {
+		t.Fatalf("leases %v, want [5] (1, 2 and 4 being revoked)", got)
+	}
+}

@@ -1,0 +1,116 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/metastore/metastore/actors"
+)
+
+// leaseServer serves etcd's Lease service from the node's lease actor.
+type leaseServer struct {
+	pb.UnimplementedLeaseServer
+	node *actors.Node
+	hdr  *header
+	// stopping ends the keep-alive streams when the server stops.
+	stopping <-chan struct{}
+}
+
+func (ls *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+	if ls.node.NoSpace() {
+		return nil, rpctypes.ErrGRPCNoSpace
+	}
+	g, err := ls.node.LeaseGrant(ctx, r.ID, r.TTL)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp := &pb.LeaseGrantResponse{Header: &pb.ResponseHeader{}, ID: g.ID, TTL: g.TTL}
+	ls.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (ls *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+	resp, err := ls.node.LeaseRevoke(ctx, r.ID)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	ls.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+// LeaseTimeToLive answers TTL -1 for a lease that does not exist, as etcd.
+func (ls *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	rem, keys, err := ls.node.LeaseTimeToLive(ctx, r.ID, r.Keys)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp := &pb.LeaseTimeToLiveResponse{Header: &pb.ResponseHeader{}, ID: r.ID, TTL: -1}
+	if rem.Found {
+		resp.TTL, resp.GrantedTTL = rem.TTL, rem.Granted
+		if r.Keys {
+			resp.Keys = make([][]byte, len(keys))
+			for i, k := range keys {
+				resp.Keys[i] = []byte(k)
+			}
+		}
+	}
+	ls.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (ls *leaseServer) LeaseLeases(ctx context.Context, _ *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
+	ids, err := ls.node.LeaseLeases(ctx)
+	if err != nil {
+		return nil, toGRPCError(err)
+	}
+	resp := &pb.LeaseLeasesResponse{Header: &pb.ResponseHeader{}, Leases: make([]*pb.LeaseStatus, len(ids))}
+	for i, id := range ids {
+		resp.Leases[i] = &pb.LeaseStatus{ID: id}
+	}
+	ls.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+// LeaseKeepAlive renews each lease the client names and answers with its
+// TTL (0 for one that does not exist), one answer per request in order, as
+// etcd's loop does. The header is filled before the renewal, as etcd's is,
+// so that it never shows a revision after a revoke the renewal missed.
+func (ls *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
+	ctx := stream.Context()
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				errc <- nil
+				return
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+			resp := &pb.LeaseKeepAliveResponse{ID: req.ID, Header: &pb.ResponseHeader{}}
+			ls.hdr.fill(resp.Header)
+			if resp.TTL, err = ls.node.LeaseKeepAlive(ctx, req.ID); err != nil {
+				errc <- toGRPCError(err)
+				return
+			}
+			if err := stream.Send(resp); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-ls.stopping:
+		return rpctypes.ErrGRPCStopped
+	}
+}
