@@ -16,9 +16,12 @@
 //	                    tombstone), lease and sub revision (its place among
 //	                    its revision's changes, which watchers are sent in)
 //	                    as varints, then the value
+//	l/<id>              one lease (8-byte ID): its TTL in seconds (uvarint);
+//	                    written by its grant, deleted by its revoke, in the
+//	                    commit group of that change
 //
-// Prefixes l/ (leases), a/ (auth) and c/ (membership) are reserved, so they
-// can land without a format break.
+// Prefixes a/ (auth) and c/ (membership) are reserved, so they can land
+// without a format break.
 //
 // Records are keyed by revision first, as etcd keys its bbolt bucket, so
 // that writes append at the end of the key space, and no metadata is
