@@ -59,7 +59,8 @@ type (
 		Err     error
 	}
 	// Revoke asks for a lease to be revoked; the answer is the revoke's
-	// write result (msg.ErrLeaseNotFound for a lease that does not exist).
+	// write result (msg.ErrLeaseNotFound for a lease that does not exist
+	// or is being revoked).
 	Revoke struct {
 		ID    int64
 		Reply chan<- msg.Result
@@ -148,16 +149,13 @@ func (a *leaseActor) Receive(ctx actor.Context) {
 		a.core.granted(m.rec, time.Now())
 		m.reply <- Granted{ID: m.rec.ID, TTL: m.rec.TTL}
 	case *Revoke:
-		start, err := a.core.revoke(m.ID, m.Reply)
-		if err != nil {
+		if err := a.core.revoke(m.ID, m.Reply); err != nil {
 			m.Reply <- msg.Result{Err: err}
 			return
 		}
-		if start {
-			a.runRevoke(m.ID)
-		}
+		a.runRevoke(m.ID)
 	case revokeDone:
-		a.core.revoked(m.id, m.res)
+		a.core.revoked(m.id, m.res, time.Now())
 	case *KeepAlive:
 		m.Reply <- a.core.renew(m.ID, time.Now())
 	case *TimeToLive:

@@ -19,8 +19,9 @@ type lease struct {
 	deadline time.Time
 	index    int // its place in core.expiry; -1 when not there
 	revoking bool
-	// waiters are the revokes to answer once the revoke under way ends.
-	waiters []chan<- msg.Result
+	// reply is where the answer of the revoke under way goes (nil for an
+	// expiry).
+	reply chan<- msg.Result
 }
 
 // core is the lease actor's state machine, free of actors: the leases,
@@ -91,38 +92,42 @@ func (c *core) insert(id, ttl int64, now time.Time) {
 	c.table.add(id)
 }
 
-// revoke starts revoking lease id, reporting whether the shell must run
-// the revoke (false: one is under way already, and reply waits for it).
-// The lease leaves the table first: from then on no write can attach it.
-func (c *core) revoke(id int64, reply chan<- msg.Result) (start bool, err error) {
+// revoke starts revoking lease id; the shell runs it and reports its end
+// to revoked. The lease leaves the table first: from then on no write can
+// attach it. A lease already being revoked is not found, as a second
+// revoke ordered after the first is in etcd.
+func (c *core) revoke(id int64, reply chan<- msg.Result) error {
 	l := c.leases[id]
-	if l == nil {
-		return false, msg.ErrLeaseNotFound
+	if l == nil || l.revoking {
+		return msg.ErrLeaseNotFound
 	}
-	if reply != nil {
-		l.waiters = append(l.waiters, reply)
-	}
-	if l.revoking {
-		return false, nil
-	}
-	l.revoking = true
+	l.revoking, l.reply = true, reply
 	c.table.remove(id)
 	if l.index >= 0 {
 		heap.Remove(&c.expiry, l.index)
 	}
-	return true, nil
+	return nil
 }
 
-// revoked ends a revoke: its waiters get res, and the lease is gone.
-func (c *core) revoked(id int64, res msg.Result) {
+// revoked ends a revoke with its write's result. Done, the lease is gone.
+// Refused (the coordinator's queue was full, or the log failed), the lease
+// is back as it was, in the table and due to expire, and an expiry is
+// tried again on a later tick.
+func (c *core) revoked(id int64, res msg.Result, now time.Time) {
 	l := c.leases[id]
-	if l == nil {
+	if l == nil || !l.revoking {
 		return
 	}
-	for _, w := range l.waiters {
-		w <- res
+	if l.reply != nil {
+		l.reply <- res
 	}
-	delete(c.leases, id)
+	if res.Err == nil {
+		delete(c.leases, id)
+		return
+	}
+	l.revoking, l.reply = false, nil
+	c.table.add(id)
+	heap.Push(&c.expiry, l)
 }
 
 // renew is a keep-alive: the lease's deadline moves to its full TTL from
@@ -165,7 +170,7 @@ func (c *core) expire(now time.Time, limit int) []int64 {
 	var out []int64
 	for len(out) < limit && c.expiry.Len() > 0 && !now.Before(c.expiry[0].deadline) {
 		id := c.expiry[0].id
-		if start, _ := c.revoke(id, nil); start {
+		if c.revoke(id, nil) == nil {
 			out = append(out, id)
 		}
 	}

@@ -108,20 +108,30 @@ func TestCoreExpire(t *testing.T) {
 	if got := c.expire(t0.Add(time.Minute), 2); !slices.Equal(got, []int64{3, 4}) {
 		t.Fatalf("expired at 60 s, 2 at most: %v, want [3 4]", got)
 	}
-	waiter := make(chan msg.Result, 1)
-	if start, err := c.revoke(3, waiter); start || err != nil {
-		t.Fatalf("revoke during a revoke: start %v, %v; want it to wait", start, err)
+	if err := c.revoke(3, nil); !errors.Is(err, msg.ErrLeaseNotFound) {
+		t.Fatalf("revoke during a revoke: %v, want not found", err)
 	}
-	c.revoked(3, msg.Result{})
-	select {
-	case <-waiter:
-	default:
-		t.Fatal("the waiting revoke was not answered")
-	}
-	if _, err := c.revoke(3, nil); !errors.Is(err, msg.ErrLeaseNotFound) {
+	c.revoked(3, msg.Result{}, t0.Add(time.Minute))
+	if err := c.revoke(3, nil); !errors.Is(err, msg.ErrLeaseNotFound) {
 		t.Fatalf("revoke of a revoked lease: %v", err)
 	}
-	if got := c.list(); !slices.Equal(got, []int64{5}) {
-		t.Fatalf("leases %v, want [5] (1, 2 and 4 being revoked)", got)
+	// A revoke the coordinator refused puts the lease back, still due.
+	c.revoked(4, msg.Result{Err: msg.ErrTooManyRequests}, t0.Add(time.Minute))
+	if !c.table.Exists(4) {
+		t.Fatal("a lease whose revoke was refused is not back in the table")
+	}
+	if got := c.expire(t0.Add(45*time.Second), 10); !slices.Equal(got, []int64{4}) {
+		t.Fatalf("expired after the refused revoke: %v, want [4]", got)
+	}
+	reply := make(chan msg.Result, 1)
+	if err := c.revoke(5, reply); err != nil {
+		t.Fatal(err)
+	}
+	c.revoked(5, msg.Result{}, t0.Add(time.Minute))
+	if r := <-reply; r.Err != nil {
+		t.Fatalf("revoke answered %v", r.Err)
+	}
+	if got := c.list(); len(got) != 0 {
+		t.Fatalf("leases %v, want none (1, 2 and 4 being revoked)", got)
 	}
 }
