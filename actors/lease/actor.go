@@ -155,7 +155,10 @@ func (a *leaseActor) Receive(ctx actor.Context) {
 		}
 		a.runRevoke(m.ID)
 	case revokeDone:
-		a.core.revoked(m.id, m.res, time.Now())
+		if m.res.Err != nil {
+			a.cfg.Logger.Warn("lease revoke refused; the lease stays until it is revoked again (an expired one on a later tick)", "lease", m.id, "err", m.res.Err)
+		}
+		a.core.revoked(m.id, m.res)
 	case *KeepAlive:
 		m.Reply <- a.core.renew(m.ID, time.Now())
 	case *TimeToLive:

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"container/heap"
+	"slices"
 	"time"
 
 	"github.com/metastore/metastore/actors/msg"
@@ -113,7 +114,7 @@ func (c *core) revoke(id int64, reply chan<- msg.Result) error {
 // Refused (the coordinator's queue was full, or the log failed), the lease
 // is back as it was, in the table and due to expire, and an expiry is
 // tried again on a later tick.
-func (c *core) revoked(id int64, res msg.Result, now time.Time) {
+func (c *core) revoked(id int64, res msg.Result) {
 	l := c.leases[id]
 	if l == nil || !l.revoking {
 		return
@@ -153,13 +154,19 @@ func (c *core) timeToLive(id int64, now time.Time) (remaining, granted int64, ok
 	return max(0, int64(l.deadline.Sub(now).Seconds())), l.ttl, true
 }
 
-// list returns the IDs of the leases that exist.
+// list returns the IDs of the leases that exist, soonest to expire first,
+// as etcd's lessor lists them.
 func (c *core) list() []int64 {
-	ids := make([]int64, 0, len(c.leases))
-	for id, l := range c.leases {
+	ls := make([]*lease, 0, len(c.leases))
+	for _, l := range c.leases {
 		if !l.revoking {
-			ids = append(ids, id)
+			ls = append(ls, l)
 		}
+	}
+	slices.SortFunc(ls, func(a, b *lease) int { return a.deadline.Compare(b.deadline) })
+	ids := make([]int64, len(ls))
+	for i, l := range ls {
+		ids[i] = l.id
 	}
 	return ids
 }

@@ -111,12 +111,12 @@ func TestCoreExpire(t *testing.T) {
 	if err := c.revoke(3, nil); !errors.Is(err, msg.ErrLeaseNotFound) {
 		t.Fatalf("revoke during a revoke: %v, want not found", err)
 	}
-	c.revoked(3, msg.Result{}, t0.Add(time.Minute))
+	c.revoked(3, msg.Result{})
 	if err := c.revoke(3, nil); !errors.Is(err, msg.ErrLeaseNotFound) {
 		t.Fatalf("revoke of a revoked lease: %v", err)
 	}
 	// A revoke the coordinator refused puts the lease back, still due.
-	c.revoked(4, msg.Result{Err: msg.ErrTooManyRequests}, t0.Add(time.Minute))
+	c.revoked(4, msg.Result{Err: msg.ErrTooManyRequests})
 	if !c.table.Exists(4) {
 		t.Fatal("a lease whose revoke was refused is not back in the table")
 	}
@@ -127,7 +127,7 @@ func TestCoreExpire(t *testing.T) {
 	if err := c.revoke(5, reply); err != nil {
 		t.Fatal(err)
 	}
-	c.revoked(5, msg.Result{}, t0.Add(time.Minute))
+	c.revoked(5, msg.Result{})
 	if r := <-reply; r.Err != nil {
 		t.Fatalf("revoke answered %v", r.Err)
 	}
