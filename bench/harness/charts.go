@@ -55,8 +55,9 @@ func writeCharts(dir string, r *results) error {
 		return err
 	}
 	var errs []error
-	// The watch workloads have tables of their own, in other units.
-	if kv, _ := splitWatch(r); len(r.Cells) > 0 && len(kv.Workloads) > 0 {
+	// The watch and lease workloads have tables of their own, in other
+	// units.
+	if kv, _, _ := splitSections(r); len(r.Cells) > 0 && len(kv.Workloads) > 0 {
 		errs = append(errs, saveChart(dir, throughputChart, func() (figure, error) { return throughputFigure(kv) }))
 	}
 	for _, k := range ranSweeps(r) {

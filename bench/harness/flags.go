@@ -59,24 +59,26 @@ func parseFlags(args []string) (*options, error) {
 
 Compares MetaStore (durable and in-memory), etcd and a no-storage ceiling server
 with bin/benchmark; the watch workloads (not on the ceiling) also run
-`+"`harness watchers`"+`, which holds watchers beside or instead of it. With
+`+"`harness watchers`"+`, which holds watchers beside or instead of it, and the
+lease workloads (not on the ceiling) `+"`harness leases` and `harness locks`"+`. With
 --sweep-shards or --sweep-batch it instead runs MetaStore alone (default:
 durable and in-memory on put-100 and txn-put) across shard counts and with
 write batching on and off. Run `+"`make build tools`"+` first.
 
 Workloads: %s
-           (groups: kv: %s; watches: %s)
+           (groups: kv: %s; watches: %s; leases: %s)
 Systems:   %s
 
 Flags:
-`, strings.Join(workloadNames, ","), strings.Join(kvWorkloadNames, ","), strings.Join(watchWorkloadNames, ","), strings.Join(systemNames, ","))
+`, strings.Join(workloadNames, ","), strings.Join(kvWorkloadNames, ","), strings.Join(watchWorkloadNames, ","),
+			strings.Join(leaseGroupNames, ","), strings.Join(systemNames, ","))
 		fs.PrintDefaults()
 	}
 	fs.BoolVar(&o.quick, "quick", false, "small request totals and 100,000 restart keys (a smoke run of a few minutes)")
 	fs.Float64Var(&o.scale, "scale", 1, "multiply every workload's request total by this")
 	fs.IntVar(&o.rounds, "rounds", 1, "repeat the whole run this many times; tables show the median round")
 	sysList := fs.String("systems", strings.Join(systemNames, ","), "systems to run, in this order (sweeps: "+strings.Join(sweepSystemNames, ",")+")")
-	wlList := fs.String("workloads", strings.Join(workloadNames, ","), "workloads or groups (kv, watches) to run, in this order (none: only the restart test; sweeps: "+strings.Join(sweepWorkloadNames, ",")+")")
+	wlList := fs.String("workloads", strings.Join(workloadNames, ","), "workloads or groups (kv, watches, leases) to run, in this order (none: only the restart test; sweeps: "+strings.Join(sweepWorkloadNames, ",")+")")
 	fs.IntVar(&o.restartKeys, "restart-keys", 1000000, "keys to load for the restart test (100000 with --quick unless set; 0 skips it; sweeps never run it)")
 	fs.IntVar(&o.rangeRepeats, "range-repeats", 1, "after the restart test, time etcdctl's full range and a --limit 10 descending range this many times each, cold and warm (0 skips them)")
 	fs.IntVar(&o.valSize, "val-size", 256, "value size in bytes of every write")
@@ -166,6 +168,7 @@ func workloadGroups() map[string][]string {
 	return map[string][]string{
 		"kv":      kvWorkloadNames,
 		"watches": watchWorkloadNames,
+		"leases":  leaseGroupNames,
 	}
 }
 
@@ -182,13 +185,17 @@ func expandGroups(list string, groups map[string][]string) string {
 	return strings.Join(out, ",")
 }
 
-// pickList splits a comma list and checks every name is known.
+// pickList splits a comma list and checks every name is known. A name
+// given twice (stm is in the kv and the leases groups) is kept the first
+// time.
 func pickList(list string, known []string) ([]string, error) {
 	var out []string
+	seen := map[string]bool{}
 	for _, n := range strings.Split(list, ",") {
-		if n = strings.TrimSpace(n); n == "" {
+		if n = strings.TrimSpace(n); n == "" || seen[n] {
 			continue
 		}
+		seen[n] = true
 		ok := false
 		for _, k := range known {
 			ok = ok || k == n

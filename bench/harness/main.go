@@ -8,9 +8,13 @@
 // no Watch) measure event latency and events a second with bin/benchmark,
 // and put-100 beside 1,000 watchers and the server's memory with 100,000
 // idle watchers with `harness watchers`, the harness re-executed as a
-// watcher holder. It then times a restart of the durable systems with N
-// keys loaded. Results go to a JSON file and to docs/benchmarks.md, with
-// charts in docs/img/.
+// watcher holder. The lease workloads (not on the ceiling either) measure
+// keep-alives a second with bin/benchmark, and grants and revokes a
+// second, lock and unlock cycles a second (clientv3's concurrency.Mutex)
+// and the server's memory with 100,000 leases held with `harness leases`
+// and `harness locks`, the harness re-executed again. It then times a
+// restart of the durable systems with N keys loaded. Results go to a JSON
+// file and to docs/benchmarks.md, with charts in docs/img/.
 //
 // With --sweep-shards and --sweep-batch it instead runs MetaStore alone
 // across shard counts and with write batching on and off, to show what
@@ -50,9 +54,14 @@ func main() {
 		}
 		return
 	}
-	if len(os.Args) > 1 && os.Args[1] == watchersSubcommand {
-		if err := runWatchers(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "watchers:", err)
+	subcommands := map[string]func([]string) error{
+		watchersSubcommand: runWatchers,
+		leasesSubcommand:   runLeases,
+		locksSubcommand:    runLocks,
+	}
+	if len(os.Args) > 1 && subcommands[os.Args[1]] != nil {
+		if err := subcommands[os.Args[1]](os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", os.Args[1], err)
 			os.Exit(1)
 		}
 		return
@@ -197,7 +206,7 @@ func runComparison(ctx context.Context, o *options, res *results) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				if allW[wn].watch && allS[sn].noWatch {
+				if !allS[sn].serves(allW[wn]) {
 					continue
 				}
 				c := runCell(ctx, o, cell{sys: allS[sn], w: allW[wn], round: round, knobs: o.knobs})
@@ -277,6 +286,15 @@ func logCell(c cellResult) {
 	if ws := c.Watch; ws != nil {
 		fmt.Fprintf(os.Stderr, "           watchers %d on %d streams opened in %.2fs; events %d of %d, %d watchers got some, %d lost\n",
 			ws.Watchers, ws.Streams, ws.CreateSeconds, ws.EventsReceived, ws.EventsExpected, ws.WatchersWithEvents, ws.LostWatchers)
+	}
+	if l := c.Leases; l != nil {
+		fmt.Fprintf(os.Stderr, "           leases %d granted in %.2fs (server cpu %.2fs), rss %.0f MiB held, peak %.0f MiB; %d of %d checked alive\n",
+			l.Leases, l.GrantSeconds, l.GrantCPUSeconds, mib(l.RSSHoldingBytes), mib(l.HWMHoldingBytes), l.Alive, l.Checked)
+	}
+	if c.Workload == "lease-grant-revoke" {
+		for _, p := range c.Parts {
+			fmt.Fprintf(os.Stderr, "           %-6s %9.0f /s  p99 %7.2f ms  server cpu %.2fs  errors %d\n", p.Name, p.RPS, p.P99ms, p.ServerCPUSeconds, p.Errors)
+		}
 	}
 	for _, p := range c.Profiles {
 		// The -top summary sits beside each profile.

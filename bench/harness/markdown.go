@@ -14,7 +14,7 @@ func markdown(r *results, jsonPath string) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	writeHeader(w, "Results", r, jsonPath)
-	kv, watch := splitWatch(r)
+	kv, watch, lease := splitSections(r)
 	if len(kv.Workloads) > 0 {
 		writeWorkloadList(w, kv, kv.Cells)
 		writeWorkloads(w, kv)
@@ -22,6 +22,9 @@ func markdown(r *results, jsonPath string) string {
 	}
 	if len(watch.Workloads) > 0 {
 		writeWatch(w, watch)
+	}
+	if len(lease.Workloads) > 0 {
+		writeLeases(w, lease)
 	}
 	if len(r.Restarts) > 0 {
 		writeRestarts(w, r)

@@ -32,6 +32,10 @@ type partResult struct {
 	SlowestMs   float64        `json:"slowest_ms"`
 	Errors      int            `json:"errors"`
 	ErrorCounts map[string]int `json:"error_counts,omitempty"`
+	// ServerCPUSeconds is the server's utime+stime during this part, when
+	// the harness's own tools measured it (`harness leases`, `harness
+	// locks`); 0 otherwise.
+	ServerCPUSeconds float64 `json:"server_cpu_seconds,omitempty"`
 }
 
 // runBenchmark runs bin/benchmark and parses its report.

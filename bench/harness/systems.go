@@ -39,6 +39,9 @@ type system struct {
 	// noWatch: the system serves no Watch (the ceiling); the watch
 	// workloads skip it.
 	noWatch bool
+	// noLease: the system serves no Lease (the ceiling); the lease
+	// workloads skip it.
+	noLease bool
 	// command builds the server's command line for one launch.
 	command func(o *options, l launch) (string, []string)
 }
@@ -98,7 +101,7 @@ func systems() map[string]system {
 			},
 		},
 		"ceiling": {
-			name: "ceiling", label: "ceiling (no storage)", noWatch: true,
+			name: "ceiling", label: "ceiling (no storage)", noWatch: true, noLease: true,
 			command: func(o *options, l launch) (string, []string) {
 				// The harness re-executes itself: the ceiling must be its own
 				// process so its CPU and RSS are measured like the others'.
@@ -110,6 +113,11 @@ func systems() map[string]system {
 			},
 		},
 	}
+}
+
+// serves says whether the system serves what w needs.
+func (s system) serves(w workload) bool {
+	return !(w.watch && s.noWatch) && !(w.lease && s.noLease)
 }
 
 func metastoreArgs(o *options, l launch, inMemory bool) (string, []string) {

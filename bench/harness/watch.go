@@ -127,8 +127,10 @@ func (s *watchStats) delivered() bool {
 	return s != nil && s.EventsReceived >= s.EventsExpected && s.LostWatchers == 0
 }
 
-// holder is a running `harness watchers` process.
+// holder is a running `harness watchers` (or `harness leases --hold`)
+// process.
 type holder struct {
+	name    string // its subcommand, for error messages
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	lines   chan string
@@ -141,14 +143,29 @@ type holder struct {
 // startHolder starts `harness watchers` on the server and waits until it
 // has opened every watcher. Its stderr goes to logPath.
 func startHolder(ctx context.Context, endpoint string, spec holderSpec, logPath string) (*holder, error) {
-	self, err := os.Executable()
+	h, r, err := startSelf(ctx, append([]string{watchersSubcommand}, spec.args(endpoint)...), logPath)
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{watchersSubcommand}, spec.args(endpoint)...)
+	h.stats = watchStats{
+		Command:  "harness " + strings.Join(append([]string{watchersSubcommand}, spec.args("HOST:PORT")...), " "),
+		Watchers: spec.watchers, Streams: spec.streams, Conns: spec.conns,
+		CreateSeconds: r.seconds,
+	}
+	return h, nil
+}
+
+// startSelf starts the harness binary with args (a subcommand first) and
+// waits for its "ready" line. Its stderr goes to logPath; it exits when
+// its stdin closes.
+func startSelf(ctx context.Context, args []string, logPath string) (*holder, holderReady, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, holderReady{}, err
+	}
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return nil, err
+		return nil, holderReady{}, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(self, args...)
@@ -158,19 +175,15 @@ func startHolder(ctx context.Context, endpoint string, spec holderSpec, logPath 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, holderReady{}, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, holderReady{}, err
 	}
-	h := &holder{cmd: cmd, stdin: stdin, lines: make(chan string, 4), logPath: logPath, exited: make(chan struct{})}
-	h.stats = watchStats{
-		Command:  "harness " + strings.Join(append([]string{watchersSubcommand}, spec.args("HOST:PORT")...), " "),
-		Watchers: spec.watchers, Streams: spec.streams, Conns: spec.conns,
-	}
+	h := &holder{name: args[0], cmd: cmd, stdin: stdin, lines: make(chan string, 4), logPath: logPath, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, holderReady{}, err
 	}
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -185,12 +198,11 @@ func startHolder(ctx context.Context, endpoint string, spec holderSpec, logPath 
 	if err == nil {
 		var r holderReady
 		if r, err = parseReady(line); err == nil {
-			h.stats.CreateSeconds = r.seconds
-			return h, nil
+			return h, r, nil
 		}
 	}
 	h.kill()
-	return nil, fmt.Errorf("watchers: %w (log: %s)", err, tail(logPath, 3))
+	return nil, holderReady{}, fmt.Errorf("%s: %w (log: %s)", h.name, err, tail(logPath, 3))
 }
 
 // readLine is the holder's next line of output.
@@ -240,12 +252,12 @@ func (h *holder) close() error {
 	select {
 	case <-h.exited:
 		if h.waitErr != nil {
-			return fmt.Errorf("watchers exited with %v (log: %s)", h.waitErr, tail(h.logPath, 3))
+			return fmt.Errorf("%s exited with %v (log: %s)", h.name, h.waitErr, tail(h.logPath, 3))
 		}
 		return nil
 	case <-time.After(30 * time.Second):
 		h.kill()
-		return errors.New("watchers did not exit within 30s of their stdin closing; killed")
+		return fmt.Errorf("%s did not exit within 30s of its stdin closing; killed", h.name)
 	}
 }
 

@@ -141,7 +141,7 @@ func TestWatchTargets(t *testing.T) {
 }
 
 func TestHolderLines(t *testing.T) {
-	if r, err := parseReady("ready 100000 8.560594"); err != nil || r.watchers != 100000 || r.seconds != 8.560594 {
+	if r, err := parseReady("ready 100000 8.560594"); err != nil || r.count != 100000 || r.seconds != 8.560594 {
 		t.Errorf("%+v %v", r, err)
 	}
 	if e, err := parseEvents("events 10000 987 2"); err != nil || e != (holderEvents{10000, 987, 2}) {

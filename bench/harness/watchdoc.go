@@ -5,21 +5,24 @@ import (
 	"strings"
 )
 
-// splitWatch divides a comparison into its KV workloads and its watch
-// workloads: each half is r with only those workloads listed (the cells
+// splitSections divides a comparison into its KV, watch and lease
+// workloads: each part is r with only those workloads listed (the cells
 // are shared; tables look cells up by workload).
-func splitWatch(r *results) (kv, watch *results) {
-	k, w := *r, *r
-	k.Workloads, w.Workloads = nil, nil
+func splitSections(r *results) (kv, watch, lease *results) {
+	k, w, l := *r, *r, *r
+	k.Workloads, w.Workloads, l.Workloads = nil, nil, nil
 	all := workloads()
 	for _, wl := range r.Workloads {
-		if all[wl.Name].watch {
+		switch {
+		case all[wl.Name].watch:
 			w.Workloads = append(w.Workloads, wl)
-		} else {
+		case all[wl.Name].lease:
+			l.Workloads = append(l.Workloads, wl)
+		default:
 			k.Workloads = append(k.Workloads, wl)
 		}
 	}
-	return &k, &w
+	return &k, &w, &l
 }
 
 // watchSystems are the systems of r that serve Watch, in r's order.
@@ -33,6 +36,49 @@ func watchSystems(r *results) []string {
 	return out
 }
 
+// cellGetter looks up the median round of a system's workload in r's
+// cells (nil: it did not run).
+func cellGetter(r *results) func(sys, wl string) *cellResult {
+	cells := groupCells(r.Cells)
+	return func(sys, wl string) *cellResult {
+		cs := cells[key{sys, wl}]
+		if len(cs) == 0 {
+			return nil
+		}
+		c := median(cs)
+		return &c
+	}
+}
+
+// cellFailed: the cell measured nothing.
+func cellFailed(c *cellResult) bool {
+	return c.Failure != "" && len(c.Parts) == 0 && c.Watch == nil && c.Leases == nil
+}
+
+// failRow is a table row of cols columns for a cell that measured nothing.
+func failRow(w printer, label string, c *cellResult, cols int) {
+	w("| %s | failed: %s |%s\n", label, mdEscape(truncate(c.Failure, 160)), strings.Repeat(" |", cols-2))
+}
+
+// errCol is a cell's errors column: its client errors and its failure.
+func errCol(c *cellResult) string {
+	s := fmt.Sprint(c.Errors)
+	if c.Failure != "" {
+		s += " ⚠ " + mdEscape(truncate(c.Failure, 120))
+	}
+	return s
+}
+
+// partNamed is the cell's part of that name (zero if none).
+func partNamed(c *cellResult, name string) partResult {
+	for _, p := range c.Parts {
+		if p.Name == name {
+			return p
+		}
+	}
+	return partResult{}
+}
+
 // writeWatch renders the watch workloads of r (r.Workloads holds only
 // them): what each ran, a table for each, and the targets.
 func writeWatch(w printer, r *results) {
@@ -41,14 +87,7 @@ func writeWatch(w printer, r *results) {
 	for _, wl := range r.Workloads {
 		ran[wl.Name] = true
 	}
-	get := func(sys, wl string) *cellResult {
-		cs := cells[key{sys, wl}]
-		if len(cs) == 0 {
-			return nil
-		}
-		c := median(cs)
-		return &c
-	}
+	get := cellGetter(r)
 	syss := watchSystems(r)
 
 	w("\n### Watch\n\n")
@@ -77,26 +116,6 @@ func writeWatch(w printer, r *results) {
 		w("| %s | %s | %d | %s |\n", wl.Name, wl.Desc, wl.Total, strings.Join(cmds, " with "))
 	}
 
-	failed := func(c *cellResult) bool { return c.Failure != "" && len(c.Parts) == 0 && c.Watch == nil }
-	failRow := func(label string, c *cellResult, cols int) {
-		w("| %s | failed: %s |%s\n", label, mdEscape(truncate(c.Failure, 160)), strings.Repeat(" |", cols-2))
-	}
-	errCol := func(c *cellResult) string {
-		s := fmt.Sprint(c.Errors)
-		if c.Failure != "" {
-			s += " ⚠ " + mdEscape(truncate(c.Failure, 120))
-		}
-		return s
-	}
-	part := func(c *cellResult, name string) partResult {
-		for _, p := range c.Parts {
-			if p.Name == name {
-				return p
-			}
-		}
-		return partResult{}
-	}
-
 	if ran["watch-latency"] {
 		w("\n#### Event latency (watch-latency)\n\n")
 		w("From a put's response to each watcher's event (bin/benchmark counts an event that beats the response as 0). CPU per 1,000 events; the puts are in it.\n\n")
@@ -107,11 +126,11 @@ func writeWatch(w printer, r *results) {
 				continue
 			}
 			label := systems()[s].label
-			if failed(c) {
-				failRow(label, c, 9)
+			if cellFailed(c) {
+				failRow(w, label, c, 9)
 				continue
 			}
-			e, p := part(c, eventsPart), part(c, putPart)
+			e, p := partNamed(c, eventsPart), partNamed(c, putPart)
 			w("| %s | %s | %s | %s | %s | %d | %.3f | %.0f | %s |\n", label, ms(e.P50ms), ms(e.P99ms), ms(e.P999ms), ms(p.P99ms),
 				e.Requests, c.CPUPer1k, mib(c.PeakRSSBytes), errCol(c))
 		}
@@ -126,11 +145,11 @@ func writeWatch(w printer, r *results) {
 				continue
 			}
 			label := systems()[s].label
-			if failed(c) {
-				failRow(label, c, 7)
+			if cellFailed(c) {
+				failRow(w, label, c, 7)
 				continue
 			}
-			e, cr := part(c, eventsPart), part(c, createPart)
+			e, cr := partNamed(c, eventsPart), partNamed(c, createPart)
 			w("| %s | %.0f | %d | %s | %.3f | %.0f | %s |\n", label, e.RPS, e.Requests, ms(cr.P99ms), c.CPUPer1k, mib(c.PeakRSSBytes), errCol(c))
 		}
 	}
@@ -150,8 +169,8 @@ func writeWatch(w printer, r *results) {
 				continue
 			}
 			label := systems()[s].label
-			if failed(c) {
-				failRow(label, c, 12)
+			if cellFailed(c) {
+				failRow(w, label, c, 12)
 				continue
 			}
 			base, ratio, p99, cpu := "–", "–", "–", "–"
@@ -179,8 +198,8 @@ func writeWatch(w printer, r *results) {
 				continue
 			}
 			label := systems()[s].label
-			if failed(c) || c.Watch == nil {
-				failRow(label, c, 9)
+			if cellFailed(c) || c.Watch == nil {
+				failRow(w, label, c, 9)
 				continue
 			}
 			ws := c.Watch
@@ -192,9 +211,9 @@ func writeWatch(w printer, r *results) {
 	writeWatchTargets(w, r, get)
 }
 
-// watchGoal is one target of the watch service: a ratio of a system
-// to a reference, and the bound it should meet.
-type watchGoal struct {
+// goal is one target of the watch or the lease service: a ratio of a
+// system to a reference, and the bound it should meet.
+type goal struct {
 	name string
 	// value of one cell (0: unknown); lower says whether lower is better.
 	value func(get func(sys, wl string) *cellResult, sys string) float64
@@ -205,7 +224,7 @@ type watchGoal struct {
 	lower bool
 }
 
-var watchGoals = []watchGoal{
+var watchGoals = []goal{
 	{
 		name: "event latency p99 at most etcd's (watch-latency)", ref: "etcd", bound: 1, lower: true,
 		value: func(get func(sys, wl string) *cellResult, sys string) float64 {
@@ -245,12 +264,18 @@ var watchGoals = []watchGoal{
 	},
 }
 
-// writeWatchTargets gives each target's ratio for every watch system; a
-// target against etcd is left out of etcd's own column.
+// writeWatchTargets gives each target's ratio for every watch system.
 func writeWatchTargets(w printer, r *results, get func(sys, wl string) *cellResult) {
-	syss := watchSystems(r)
+	writeTargets(w, "Watch targets", "Ratios of this run, not asserted: a system against etcd, or put-100 with watchers against put-100 without on the same system.",
+		watchSystems(r), watchGoals, get)
+}
+
+// writeTargets is a table of each goal's ratio for every system of syss,
+// headed title; a goal against etcd is left out of etcd's own column, a
+// goal no system has a value for is left out.
+func writeTargets(w printer, title, note string, syss []string, goals []goal, get func(sys, wl string) *cellResult) {
 	var rows []string
-	for _, g := range watchGoals {
+	for _, g := range goals {
 		cols := make([]string, len(syss))
 		some := false
 		for i, s := range syss {
@@ -281,7 +306,7 @@ func writeWatchTargets(w printer, r *results, get func(sys, wl string) *cellResu
 	if len(rows) == 0 {
 		return
 	}
-	w("\n#### Watch targets\n\nRatios of this run, not asserted: a system against etcd, or put-100 with watchers against put-100 without on the same system.\n\n")
+	w("\n#### %s\n\n%s\n\n", title, note)
 	w("| target |")
 	for _, s := range syss {
 		w(" %s |", systems()[s].label)

@@ -333,18 +333,18 @@ func parseWait(line string) (int64, time.Duration, error) {
 
 // holderReady is the holder's "ready" line.
 type holderReady struct {
-	watchers int
-	seconds  float64
+	count   int // watchers, or leases
+	seconds float64
 }
 
 func parseReady(line string) (holderReady, error) {
 	var r holderReady
 	f := strings.Fields(line)
 	if len(f) != 3 || f[0] != "ready" {
-		return r, fmt.Errorf("want \"ready <watchers> <seconds>\", got %q", line)
+		return r, fmt.Errorf("want \"ready <count> <seconds>\", got %q", line)
 	}
 	var err1, err2 error
-	r.watchers, err1 = strconv.Atoi(f[1])
+	r.count, err1 = strconv.Atoi(f[1])
 	r.seconds, err2 = strconv.ParseFloat(f[2], 64)
 	if err := errors.Join(err1, err2); err != nil {
 		return r, fmt.Errorf("bad ready line %q: %w", line, err)

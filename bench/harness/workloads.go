@@ -39,6 +39,18 @@ type workload struct {
 	// on the server while the workload runs; a workload without args is
 	// the holder alone (total is its watchers).
 	holder func(o *options, total int) holderSpec
+	// lease: the workload needs etcd's Lease service, which the ceiling
+	// does not serve; the report gives the lease workloads a section of
+	// their own.
+	lease bool
+	// tool, when set, runs the workload instead of bin/benchmark: the
+	// harness re-executed as one of its measuring subcommands (`harness
+	// leases`, `harness locks`); it returns the subcommand and its flags,
+	// without --endpoint and --server-pid.
+	tool func(total int) []string
+	// hold: the tool holds what it made (`harness leases --hold`) while
+	// the server's RSS is read, like watchers-idle-100k's holder.
+	hold bool
 }
 
 // rangeKey is the key the range workloads read.
@@ -52,7 +64,8 @@ var kvWorkloadNames = []string{
 
 // workloadNames is the default order of the workloads: the KV ones, then
 // the watch ones, except put-100-watched, which runs right after put-100,
-// its baseline, so that drift of the machine between them is small.
+// its baseline, so that drift of the machine between them is small, then
+// the lease ones.
 var workloadNames = func() []string {
 	var out []string
 	for _, n := range kvWorkloadNames {
@@ -66,7 +79,7 @@ var workloadNames = func() []string {
 			out = append(out, n)
 		}
 	}
-	return out
+	return append(out, leaseWorkloadNames...)
 }()
 
 // putArgs are the put workloads' bin/benchmark arguments.
@@ -125,6 +138,7 @@ func workloads() map[string]workload {
 		},
 	}
 	all = append(all, watchWorkloads()...)
+	all = append(all, leaseWorkloads()...)
 	m := make(map[string]workload, len(all))
 	for _, w := range all {
 		m[w.name] = w
@@ -197,6 +211,8 @@ type cellResult struct {
 	// Watch is what the watcher holder saw (put-100-watched,
 	// watchers-idle-100k).
 	Watch *watchStats `json:"watch,omitempty"`
+	// Leases is what the lease holder saw (leases-held-100k).
+	Leases *leaseStats `json:"leases,omitempty"`
 }
 
 // p99 is the cell's p99 latency in ms (a watch benchmark's: its events');
@@ -282,7 +298,9 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 		}
 	}
 	var args []string
-	if w.args != nil {
+	if w.tool != nil {
+		args, res.Command = toolArgs(w, res.Total, srv.endpoint(), srv.pid())
+	} else if w.args != nil {
 		totalFlag := w.totalFlag
 		if totalFlag == "" {
 			totalFlag = "--total"
@@ -349,7 +367,19 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 	start := time.Now()
 	var out benchOutput
 	var benchErr error
-	if w.args == nil {
+	switch {
+	case w.hold:
+		// The holder alone is the workload: Requests are its leases.
+		res.Leases, benchErr = holdLeases(bctx, srv, args, res.Command, res.Total, dir+".leases.log")
+		if l := res.Leases; l != nil {
+			l.Clients, l.Conns = w.clients, w.conns
+			if l.GrantSeconds > 0 {
+				res.Requests, res.RPS = l.Leases, float64(l.Leases)/l.GrantSeconds
+			}
+		}
+	case w.tool != nil:
+		out, benchErr = runTool(bctx, args, dir+".tool.log")
+	case w.args == nil:
 		// The holder alone is the workload: Requests are its watchers.
 		res.Watch, benchErr = holdIdle(bctx, srv, spec, dir+".watchers.log")
 		if res.Watch != nil {
@@ -358,7 +388,7 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 				res.Requests, res.RPS = res.Watch.Watchers, float64(res.Watch.Watchers)/res.Watch.CreateSeconds
 			}
 		}
-	} else {
+	default:
 		out, benchErr = runBenchmark(bctx, o, args)
 	}
 	res.WallSeconds = time.Since(start).Seconds()
@@ -372,7 +402,7 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 		}
 		benchErr = fmt.Errorf("did not finish within %v%s: %w", limit, why, benchErr)
 	}
-	if w.args != nil {
+	if w.args != nil || (w.tool != nil && !w.hold) {
 		// The raw report stays beside the server log (kept with --keep-data).
 		_ = os.WriteFile(dir+".bench.txt", []byte(res.Command+"\n"+out.Stdout), 0o644)
 	}
@@ -414,12 +444,17 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 
 // limit is the longest one run of w may take.
 func (w workload) limit(o *options) time.Duration {
-	if !w.watch {
-		return o.benchTimeout
-	}
-	if w.args == nil {
-		// The holder alone: opening its watchers is the workload.
+	switch {
+	case w.hold || (w.watch && w.args == nil):
+		// The holder alone: opening its watchers or granting its leases
+		// is the workload.
 		return min(o.benchTimeout, holderTimeout+time.Minute)
+	case w.lease && o.quick:
+		return min(o.benchTimeout, leaseRunLimitQuick)
+	case w.lease:
+		return min(o.benchTimeout, leaseRunLimit)
+	case !w.watch:
+		return o.benchTimeout
 	}
 	if o.quick {
 		return min(o.benchTimeout, watchRunLimitQuick)
