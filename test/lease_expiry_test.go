@@ -21,7 +21,10 @@ func TestLeaseMassExpiry(t *testing.T) {
 	const leases, writers, writesEach = 3000, 8, 300
 	forEachBackend(t, func(t *testing.T, tg *Target) {
 		p := keyPrefix(t)
-		ctx := reqCtx(t)
+		// One bound for the whole test, which takes as long as the expiry
+		// does (longer under the race detector).
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		defer cancel()
 		var wg sync.WaitGroup
 		ids := make([]clientv3.LeaseID, leases)
 		sem := make(chan struct{}, 50)
@@ -77,7 +80,7 @@ func TestLeaseMassExpiry(t *testing.T) {
 		if got := written.Load(); got != writers*writesEach {
 			t.Fatalf("writers got %d writes through, want %d", got, writers*writesEach)
 		}
-		left, err := tg.Client.Leases(context.Background())
+		left, err := tg.Client.Leases(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
