@@ -6,7 +6,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// Mailbox is how the core actors (shards, coordinator, sequencer) receive
+// Mailbox is how the core actors (shards, coordinator, sequencer, lease) receive
 // their messages: which goroutine runs an actor, and which queue holds what
 // waits for it. It is a knob for studying the design; answers do not
 // change with it.

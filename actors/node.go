@@ -252,7 +252,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.leases, err = root.SpawnNamed(lease.Props(lease.Config{
 		Table: n.leaseTable, Leases: stored, Sequencer: n.sequencer, Coordinator: n.coordinator,
-		MemberID: n.meta.MemberID, MinTTL: cfg.Lease.MinTTL, RevokeRate: cfg.Lease.RevokeRate, Logger: logger,
+		MemberID: n.meta.MemberID, MinTTL: cfg.Lease.MinTTL, RevokeRate: cfg.Lease.RevokeRate, Log: n.revs, Logger: logger,
 	}).Configure(append(mailbox(), guard)...), "lease")
 	if err != nil {
 		return nil, n.abort(err)

@@ -75,8 +75,9 @@ func TestMailboxKinds(t *testing.T) {
 	for _, r := range runs {
 		t.Run(r.mailbox.String()+map[bool]string{false: "/in-memory", true: "/durable"}[r.durable], func(t *testing.T) {
 			n := startNodeWith(t, Config{Shards: shardCount, Mailbox: r.mailbox}, r.durable)
-			// Pinned goroutines: one per shard, the coordinator, the sequencer.
-			want := map[string]int{DispatcherPinned: shardCount + 2, DispatcherGoroutine: 0}[r.mailbox.Dispatcher]
+			// Pinned goroutines: one per shard, the coordinator, the
+			// sequencer, the lease actor.
+			want := map[string]int{DispatcherPinned: shardCount + 3, DispatcherGoroutine: 0}[r.mailbox.Dispatcher]
 			if got := len(n.dispatchers); got != want {
 				t.Fatalf("%d pinned goroutines, want %d", got, want)
 			}

@@ -2,6 +2,7 @@ package shards
 
 import (
 	"fmt"
+	"math"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"slices"
 
@@ -90,8 +91,13 @@ func newCoordCore(cfg CoordinatorConfig) *coordCore {
 func (c *coordCore) settle() { c.unsettled.settle(c.cfg.Revisions.Visible()) }
 
 // write queues w, or refuses it with msg.ErrTooManyRequests when the queue
-// is full (cfg.MaxQueued, cfg.MaxQueuedBytes).
+// is full (cfg.MaxQueued, cfg.MaxQueuedBytes). A lease revoke is never
+// refused: its lease has left the table already, and the lease actor
+// bounds how many it has under way (lease.maxRevoking).
 func (c *coordCore) write(w *msg.Write) error {
+	if w.Req.Revoke != nil {
+		return c.queue.push(w, math.MaxInt, math.MaxInt)
+	}
 	return c.queue.push(w, c.cfg.MaxQueued, c.cfg.MaxQueuedBytes)
 }
 

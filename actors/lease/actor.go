@@ -29,8 +29,17 @@ type Config struct {
 	// RevokeRate bounds the expired leases revoked per second
 	// (DefaultRevokeRate).
 	RevokeRate int
+	// Log says when the commit log has failed: from then on no revoke is
+	// answered by its write, and expiry stops.
+	Log LogState
 	// Logger receives expiry failures; nil means slog.Default().
 	Logger *slog.Logger
+}
+
+// LogState is the commit log's failure, as the sequencer publishes it.
+type LogState interface {
+	Failed() <-chan struct{}
+	Failure() error
 }
 
 // DefaultMinTTL is the shortest TTL a lease gets: etcd's, derived from its
@@ -167,6 +176,9 @@ func (a *leaseActor) Receive(ctx actor.Context) {
 	case *List:
 		m.Reply <- a.core.list()
 	case expireTick:
+		if a.cfg.Log.Failure() != nil {
+			return // nothing can be revoked any more
+		}
 		for _, id := range a.core.expire(time.Now(), a.cfg.RevokeRate*int(expireEvery)/int(time.Second)) {
 			a.runRevoke(id)
 		}
@@ -193,11 +205,16 @@ func (a *leaseActor) grant(m *Grant) {
 func (a *leaseActor) runRevoke(id int64) {
 	reply := make(chan msg.Result, 1)
 	a.root.Send(a.cfg.Coordinator, &msg.Write{Req: msg.Request{Revoke: &pb.LeaseRevokeRequest{ID: id}}, Reply: reply})
-	root, self, done := a.root, a.self, a.done
+	root, self, done, log := a.root, a.self, a.done, a.cfg.Log
 	go func() {
 		select {
 		case res := <-reply:
 			root.Send(self, revokeDone{id: id, res: res})
+		case <-log.Failed():
+			// The write will never be answered (the sequencer releases
+			// nothing after the log failed); it may or may not have reached
+			// the disk, so the lease stays, as after a refused revoke.
+			root.Send(self, revokeDone{id: id, res: msg.Result{Err: log.Failure()}})
 		case <-done:
 		}
 	}()

@@ -35,6 +35,7 @@ type core struct {
 	leases   map[int64]*lease
 	granting map[int64]bool // grants being made durable
 	expiry   deadlines
+	revoking int // leases whose revoke is under way
 	// nextID makes the IDs of grants that name none: etcd's scheme, the
 	// member's low bits, then the time in milliseconds and a counter.
 	memberBits int64
@@ -103,6 +104,7 @@ func (c *core) revoke(id int64, reply chan<- msg.Result) error {
 		return msg.ErrLeaseNotFound
 	}
 	l.revoking, l.reply = true, reply
+	c.revoking++
 	c.table.remove(id)
 	if l.index >= 0 {
 		heap.Remove(&c.expiry, l.index)
@@ -122,6 +124,7 @@ func (c *core) revoked(id int64, res msg.Result) {
 	if l.reply != nil {
 		l.reply <- res
 	}
+	c.revoking--
 	if res.Err == nil {
 		delete(c.leases, id)
 		return
@@ -171,9 +174,16 @@ func (c *core) list() []int64 {
 	return ids
 }
 
+// maxRevoking bounds the revokes under way that expiry starts: past it,
+// expired leases wait for the next tick, so a mass expiry never queues
+// more than this many revokes on the coordinator.
+const maxRevoking = 1000
+
 // expire starts revoking up to limit leases whose deadline has passed,
-// earliest first, and returns their IDs for the shell to run.
+// earliest first (fewer if maxRevoking revokes are under way), and returns
+// their IDs for the shell to run.
 func (c *core) expire(now time.Time, limit int) []int64 {
+	limit = min(limit, maxRevoking-c.revoking)
 	var out []int64
 	for len(out) < limit && c.expiry.Len() > 0 && !now.Before(c.expiry[0].deadline) {
 		id := c.expiry[0].id

@@ -135,3 +135,23 @@ func TestCoreExpire(t *testing.T) {
 		t.Fatalf("leases %v, want none (1, 2 and 4 being revoked)", got)
 	}
 }
+
+// TestCoreExpireBoundsRevokes: expiry never has more than maxRevoking
+// revokes under way; one that ends makes room for the next.
+func TestCoreExpireBoundsRevokes(t *testing.T) {
+	c := newTestCore()
+	for i := int64(1); i <= maxRevoking+200; i++ {
+		grantNow(t, c, i, 2, t0)
+	}
+	late := t0.Add(time.Minute)
+	if got := len(c.expire(late, 5000)); got != maxRevoking {
+		t.Fatalf("started %d revokes, want %d", got, maxRevoking)
+	}
+	if got := c.expire(late, 5000); len(got) != 0 {
+		t.Fatalf("started %d more with %d under way", len(got), maxRevoking)
+	}
+	c.revoked(1, msg.Result{})
+	if got := c.expire(late, 5000); len(got) != 1 {
+		t.Fatalf("started %d after one ended, want 1", len(got))
+	}
+}

@@ -351,11 +351,13 @@ func (s *sequencer) synced(m *synced) {
 	s.core.synced(m.g.last)
 	s.committed += m.g.bytes
 	s.busy = true
+	// Released first: an answer given once the group is durable (a lease
+	// revoke without keys) reports a revision readers must already see.
+	s.release()
 	for _, r := range m.g.replies {
 		r(nil)
 	}
 	s.checkSpace(false)
-	s.release()
 	s.flush()
 }
 
