@@ -2,8 +2,8 @@ package shards
 
 import (
 	"fmt"
-	"math"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"math"
 	"slices"
 
 	"github.com/metastore/metastore/actors/msg"
