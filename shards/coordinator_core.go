@@ -2,9 +2,10 @@ package shards
 
 import (
 	"fmt"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"math"
 	"slices"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/storage"
