@@ -728,20 +728,7 @@ func (ka *ltKeepAliveStream) send(id int64) {
 // wtRecvTimeout or the stream ends.
 func (ka *ltKeepAliveStream) recv() *pb.LeaseKeepAliveResponse {
 	ka.t.Helper()
-	select {
-	case r := <-ka.resps:
-		return r
-	default:
-	}
-	select {
-	case r := <-ka.resps:
-		return r
-	case err := <-ka.errc:
-		ka.t.Fatalf("keep-alive stream ended: %v", err)
-	case <-time.After(wtRecvTimeout):
-		ka.t.Fatalf("no keep-alive answer in %v", wtRecvTimeout)
-	}
-	return nil
+	return wtRecvFrom(ka.t, ka.resps, ka.errc, "keep-alive answer")
 }
 
 // TestLeaseKeepAlive checks the bidirectional keep-alive stream: one answer

@@ -114,20 +114,29 @@ func (ws *wtStream) recv() *pb.WatchResponse {
 		ws.rest = nil
 		return r
 	}
+	return wtRecvFrom(ws.t, ws.resps, ws.errc, "watch response")
+}
+
+// wtRecvFrom returns the next value a stream's reader goroutine put on
+// resps; it fails the test if none comes in wtRecvTimeout or the stream
+// ends (errc). Values already read win over the end.
+func wtRecvFrom[T any](t *testing.T, resps <-chan T, errc <-chan error, what string) T {
+	t.Helper()
 	select {
-	case r := <-ws.resps:
+	case r := <-resps:
 		return r
 	default:
 	}
 	select {
-	case r := <-ws.resps:
+	case r := <-resps:
 		return r
-	case err := <-ws.errc:
-		ws.t.Fatalf("watch stream ended: %v", err)
+	case err := <-errc:
+		t.Fatalf("stream ended waiting for a %s: %v", what, err)
 	case <-time.After(wtRecvTimeout):
-		ws.t.Fatalf("no watch response in %v", wtRecvTimeout)
+		t.Fatalf("no %s in %v", what, wtRecvTimeout)
 	}
-	return nil
+	var zero T
+	return zero
 }
 
 // quiet checks that nothing arrives for wtQuiet.

@@ -14,6 +14,9 @@ import "github.com/metastore/metastore/storage"
 // feed watchers the same way.
 type Changes struct {
 	Entries []storage.Entry
+	// Bytes is about what the run's records take (storage.RecordBytes),
+	// counted once by the sequencer for every actor that keeps the run.
+	Bytes int
 }
 
 // From is the first revision of the run.

@@ -520,6 +520,11 @@ func (s *sequencer) release() {
 // for as long as it is in use.
 func (s *sequencer) publish(n int) {
 	c := &msg.Changes{Entries: slices.Clone(s.feed[:n])}
+	for _, e := range c.Entries {
+		for _, m := range e.Muts {
+			c.Bytes += storage.RecordBytes(m)
+		}
+	}
 	clear(s.feed[:n])
 	s.feed = s.feed[n:]
 	for _, pid := range s.cfg.Feed {

@@ -155,7 +155,6 @@ type core struct {
 	synced    *group
 	unsynced  map[*watcher]struct{}
 	ring      []*msg.Changes
-	ringSizes []int
 	ringBytes int
 	reading   bool // a history read is in flight
 	waiting   map[*stream]struct{}
@@ -584,15 +583,8 @@ func (c *core) ringStart() int64 {
 }
 
 func (c *core) ringAdd(ch *msg.Changes) {
-	n := 0
-	for i := range ch.Entries {
-		for j := range ch.Entries[i].Muts {
-			n += eventBytes(&ch.Entries[i].Muts[j])
-		}
-	}
 	c.ring = append(c.ring, ch)
-	c.ringSizes = append(c.ringSizes, n)
-	c.ringBytes += n
+	c.ringBytes += ch.Bytes
 }
 
 // ringTrim drops the ring's oldest runs: those below the compact revision,
@@ -607,9 +599,9 @@ func (c *core) ringTrim() {
 		keep = 0
 	}
 	for len(c.ring) > 0 && (c.ring[0].To() < compactRev || (!c.inMemory && len(c.ring) > keep && c.ringBytes > c.ringLimit*keep)) {
-		c.ringBytes -= c.ringSizes[0]
+		c.ringBytes -= c.ring[0].Bytes
 		c.ring[0] = nil
-		c.ring, c.ringSizes = c.ring[1:], c.ringSizes[1:]
+		c.ring = c.ring[1:]
 	}
 }
 

@@ -48,7 +48,7 @@ func BenchmarkChanges(b *testing.B) {
 				c.changes(&msg.Changes{Entries: []storage.Entry{{Rev: rev, Base: rev, Muts: []storage.Mutation{{Key: key, Create: rev, Version: 1}}}}})
 				if i%1024 == 0 {
 					take()
-					c.ring, c.ringSizes, c.ringBytes = nil, nil, 0
+					c.ring, c.ringBytes = nil, 0
 				}
 			}
 		})

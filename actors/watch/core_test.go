@@ -79,7 +79,11 @@ func (f *fixture) write(keys ...string) {
 	}
 	f.hist.entries = append(f.hist.entries, e)
 	f.revs.visible = f.rev
-	f.c.changes(&msg.Changes{Entries: []storage.Entry{e}})
+	ch := &msg.Changes{Entries: []storage.Entry{e}}
+	for _, m := range e.Muts {
+		ch.Bytes += storage.RecordBytes(m)
+	}
+	f.c.changes(ch)
 }
 
 func (f *fixture) create(r *pb.WatchCreateRequest) {
