@@ -11,13 +11,13 @@ FUZZTIME ?= 10s
 ARGS     ?=
 
 # Packages with heavy concurrency: always tested under the race detector.
-RACE_PKGS  := ./actors/... ./shards/... ./rpc/... ./storage/...
+RACE_PKGS  := ./actors/... ./shards/... ./rpc/... ./storage/... ./snapshot/... ./metrics/...
 # Packages with real Go benchmarks (bench/tools and bench/harness are nested
 # modules and are not matched by ./bench/...).
 BENCH_PKGS := ./bench/... ./shards/... ./actors/... ./storage/...
 
 .PHONY: all check build tools harness run test race vet bench bench-quick bench-go bench-go-quick fuzz lint clean \
-	$(BIN)/metastore $(BIN)/etcdctl $(BIN)/etcd $(BIN)/benchmark $(BIN)/harness
+	$(BIN)/metastore $(BIN)/etcdctl $(BIN)/etcdutl $(BIN)/etcd $(BIN)/benchmark $(BIN)/harness
 
 all: build tools
 
@@ -32,12 +32,15 @@ build: $(BIN)/metastore
 $(BIN)/metastore:
 	$(GO) build -o $@ ./cmd/metastore
 
-## tools: real etcdctl and etcd (v3.7.x, main module) and the etcd benchmark
-## tool (v3.6.8, separate module bench/tools).
-tools: $(BIN)/etcdctl $(BIN)/etcd $(BIN)/benchmark
+## tools: real etcdctl, etcdutl and etcd (v3.7.x, main module) and the etcd
+## benchmark tool (v3.6.8, separate module bench/tools).
+tools: $(BIN)/etcdctl $(BIN)/etcdutl $(BIN)/etcd $(BIN)/benchmark
 
 $(BIN)/etcdctl:
 	$(GO) build -o $@ ./cmd/etcdctl
+
+$(BIN)/etcdutl:
+	$(GO) build -o $@ ./cmd/etcdutl
 
 $(BIN)/etcd:
 	$(GO) build -o $@ ./cmd/etcd
@@ -121,6 +124,13 @@ bench: build tools harness
 ## (a smoke run, under 3 minutes).
 bench-quick: build tools harness
 	$(BIN)/harness --bin $(BIN) --quick $(HARNESS_ARGS)
+
+## metrics-picture: MetaStore's own metrics under put and txn load, drawn
+## into docs/img/metrics-load.png (explained in docs/metrics.md); about a
+## minute.
+.PHONY: metrics-picture
+metrics-picture: build tools harness
+	$(BIN)/harness metrics --bin $(BIN)
 
 ## bench-sweep: MetaStore alone (durable, in-memory) on put-100 and txn-put
 ## across 1..32 shards, with write batching on and off (--max-batch 512

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/metastore/metastore/actors/sequencer"
 	"github.com/metastore/metastore/actors/watch"
 	"github.com/metastore/metastore/shards"
+	"github.com/metastore/metastore/snapshot"
 	"github.com/metastore/metastore/storage"
 )
 
@@ -127,6 +129,10 @@ type Node struct {
 	published   []atomic.Pointer[shards.View]
 	read        *shards.ReadPath
 	db          *storage.DB // nil in memory
+	// dbClosed says db is closed; dbMu guards it, so that Stats, which
+	// may run on any goroutine, never measures a closed data dir.
+	dbMu        sync.RWMutex
+	dbClosed    bool
 	meta        storage.Meta
 	dispatchers []*pinnedDispatcher
 	watchers    []*actor.PID
@@ -134,6 +140,18 @@ type Node struct {
 	outboxBytes int
 	leases      *actor.PID
 	leaseTable  *lease.Table
+	// hashes are the hashes of recent compactions (actors/snapshot.go).
+	hashes snapshot.Hashes
+	// stopping ends when Stop begins: it stops the scans of the history
+	// (HashKV, Snapshot, compaction hashes), whose views would keep the
+	// data dir from closing. hashing counts the compaction hashes running;
+	// hashMu orders their start against stop, so that none starts once
+	// Stop waits for them.
+	stopping context.Context
+	stop     context.CancelFunc
+	hashMu   sync.Mutex
+	hashing  sync.WaitGroup
+	logger   *slog.Logger
 }
 
 // Start opens the data dir (unless in memory), rebuilds every shard's
@@ -147,7 +165,8 @@ func Start(cfg Config) (*Node, error) {
 	if onFatal == nil {
 		onFatal = exitOnFatal(logger)
 	}
-	n := &Node{revs: &sequencer.Revisions{}}
+	n := &Node{revs: &sequencer.Revisions{}, logger: logger}
+	n.stopping, n.stop = context.WithCancel(context.Background())
 	mailbox, err := cfg.Mailbox.props(&n.dispatchers)
 	if err != nil {
 		return nil, err
@@ -187,7 +206,7 @@ func Start(cfg Config) (*Node, error) {
 	if err := n.spawnWatchers(cfg, logger, guard); err != nil {
 		return nil, n.abort(err)
 	}
-	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace, Logger: logger,
+	seqCfg := sequencer.Config{Revisions: n.revs, Current: n.meta.Rev, Compacted: n.meta.Compact, NoSpace: n.meta.NoSpace, MemberID: n.meta.MemberID, Logger: logger,
 		CommitQueue: cfg.Limits.CommitQueue, MaxGroupBytes: cfg.Limits.GroupBytes, Feed: n.watchers}
 	var dropped func([]storage.KeyRev)
 	if n.db != nil {
@@ -199,7 +218,7 @@ func Start(cfg Config) (*Node, error) {
 			}
 		}
 	}
-	if n.sequencer, err = root.SpawnNamed(sequencer.Props(seqCfg).Configure(append(mailbox(), guard)...), "sequencer"); err != nil {
+	if n.sequencer, err = root.SpawnNamed(sequencer.Props(seqCfg).Configure(append(mailbox("sequencer"), guard)...), "sequencer"); err != nil {
 		return nil, n.abort(err)
 	}
 	stored := map[int64]int64{}
@@ -217,6 +236,7 @@ func Start(cfg Config) (*Node, error) {
 		n.published[i].Store(store.Snapshot())
 	}
 	for i, store := range stores {
+		name := shards.ShardName(i)
 		props := shards.NewShardProps(shards.ShardConfig{
 			ID:                i,
 			Store:             store,
@@ -230,8 +250,8 @@ func Start(cfg Config) (*Node, error) {
 			MaxQueuedBytes:    cfg.Limits.ShardQueueBytes,
 			MaxBatchBytes:     cfg.Limits.BatchBytes,
 			MaxUnsettledBytes: cfg.Limits.UnsettledBytes,
-		}).Configure(append(mailbox(), guard)...)
-		pid, err := root.SpawnNamed(props, fmt.Sprintf("shard-%d", i))
+		}).Configure(append(mailbox(name), guard)...)
+		pid, err := root.SpawnNamed(props, name)
 		if err != nil {
 			return nil, n.abort(err)
 		}
@@ -246,14 +266,14 @@ func Start(cfg Config) (*Node, error) {
 		MaxQueued:         cfg.Limits.CoordinatorQueue,
 		MaxQueuedBytes:    cfg.Limits.CoordinatorQueueBytes,
 		MaxUnsettledBytes: cfg.Limits.UnsettledBytes,
-	}).Configure(append(mailbox(), guard)...), "coordinator")
+	}).Configure(append(mailbox("coordinator"), guard)...), "coordinator")
 	if err != nil {
 		return nil, n.abort(err)
 	}
 	n.leases, err = root.SpawnNamed(lease.Props(lease.Config{
 		Table: n.leaseTable, Leases: stored, Sequencer: n.sequencer, Coordinator: n.coordinator,
 		MemberID: n.meta.MemberID, MinTTL: cfg.Lease.MinTTL, RevokeRate: cfg.Lease.RevokeRate, Log: n.revs, Logger: logger,
-	}).Configure(append(mailbox(), guard)...), "lease")
+	}).Configure(append(mailbox("lease"), guard)...), "lease")
 	if err != nil {
 		return nil, n.abort(err)
 	}
@@ -261,9 +281,14 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// watchDispatcher is protoactor-go's default dispatcher, which the watch
+// actors share.
+var watchDispatcher = actor.NewDefaultDispatcher(dispatchThroughput)
+
 // spawnWatchers spawns the watch actors, which the sequencer feeds. They
-// use the default mailbox: they are not on the write path, and a stream's
-// requests reach them from its gRPC goroutine.
+// use protoactor-go's default mailbox and dispatcher (with metrics): they
+// are not on the write path, and a stream's requests reach them from its
+// gRPC goroutine.
 func (n *Node) spawnWatchers(cfg Config, logger *slog.Logger, guard actor.PropsOption) error {
 	count := cfg.Watch.Actors
 	if count <= 0 {
@@ -281,7 +306,9 @@ func (n *Node) spawnWatchers(cfg Config, logger *slog.Logger, guard actor.PropsO
 		wcfg.History = n.db
 	}
 	for i := range count {
-		pid, err := n.system.Root.SpawnNamed(watch.Props(wcfg).Configure(guard), fmt.Sprintf("watch-%d", i))
+		wcfg.Name = fmt.Sprintf("watch-%d", i)
+		props := watch.Props(wcfg).Configure(append(instrumented(wcfg.Name, actor.Unbounded, watchDispatcher), guard)...)
+		pid, err := n.system.Root.SpawnNamed(props, wcfg.Name)
 		if err != nil {
 			return err
 		}
@@ -344,9 +371,16 @@ func (n *Node) closeDispatchers() {
 	}
 }
 
+// closeDB closes the data dir. A failure to close is logged: the node
+// is going away either way, but its data dir may stay locked.
 func (n *Node) closeDB() {
 	if n.db != nil {
-		n.db.Close()
+		n.dbMu.Lock()
+		defer n.dbMu.Unlock()
+		if err := n.db.Close(); err != nil {
+			n.logger.Error("failed to close the data dir", "err", err)
+		}
+		n.dbClosed = true
 	}
 }
 
@@ -529,6 +563,7 @@ func (n *Node) Compact(ctx context.Context, rev int64, physical bool) (int64, er
 	if res.Err != nil {
 		return res.Current, res.Err
 	}
+	n.hashCompaction(res.Prev, rev)
 	dones := make([]chan struct{}, len(n.shardPIDs))
 	for i, pid := range n.shardPIDs {
 		dones[i] = make(chan struct{})
@@ -547,9 +582,15 @@ func (n *Node) Compact(ctx context.Context, rev int64, physical bool) (int64, er
 }
 
 // Stop drains and stops the actors: the coordinator and the shards first
-// (their queued writes still reach the sequencer), the sequencer last.
+// (their queued writes still reach the sequencer), the sequencer last. It
+// first ends the scans of the history in flight, and closes the data dir
+// once the compaction hashes are done.
 func (n *Node) Stop() {
+	n.hashMu.Lock()
+	n.stop()
+	n.hashMu.Unlock()
 	n.stopActors()
+	n.hashing.Wait()
 	n.closeDB()
 }
 

@@ -35,18 +35,34 @@ type Config struct {
 	// revision (etcd's --watch-progress-notify-interval); 0 means the
 	// default.
 	WatchProgressNotifyInterval time.Duration
+	// ListenMetricsURLs are extra URLs that serve /metrics and the health
+	// endpoints alone (etcd's --listen-metrics-urls); the client URLs serve
+	// them too.
+	ListenMetricsURLs []string
+	// AdvertisePeerURLs are the member's peer URLs as MemberList reports
+	// them (etcd's --initial-advertise-peer-urls). MetaStore has no peers
+	// yet and listens on none of them.
+	AdvertisePeerURLs []string
+	// AutoCompactionMode is "periodic" or "revision" (etcd's
+	// --auto-compaction-mode); AutoCompactionRetention is its retention
+	// (etcd's --auto-compaction-retention: a duration, or hours, for
+	// periodic; a revision count for revision). "0" or "" turns it off.
+	AutoCompactionMode      string
+	AutoCompactionRetention string
 	// PprofAddr, if set, serves net/http/pprof there (e.g. 127.0.0.1:6060).
 	PprofAddr string
 }
 
 // Defaults of the etcd flags that MetaStore shares.
 const (
-	DefaultName              = "default"
-	DefaultDataDir           = "default.metastore"
-	DefaultListenClientURL   = "http://127.0.0.1:2379"
-	DefaultMaxTxnOps         = 128
-	DefaultMaxRequestBytes   = 1536 * 1024
-	DefaultQuotaBackendBytes = 2 * 1024 * 1024 * 1024
+	DefaultName               = "default"
+	DefaultDataDir            = "default.metastore"
+	DefaultListenClientURL    = "http://127.0.0.1:2379"
+	DefaultAdvertisePeerURL   = "http://localhost:2380"
+	DefaultAutoCompactionMode = "periodic"
+	DefaultMaxTxnOps          = 128
+	DefaultMaxRequestBytes    = 1536 * 1024
+	DefaultQuotaBackendBytes  = 2 * 1024 * 1024 * 1024
 	// DefaultWatchProgressNotifyInterval is etcd's default.
 	DefaultWatchProgressNotifyInterval = 10 * time.Minute
 )
@@ -59,12 +75,15 @@ const DefaultValueCacheBytes = 64 * 1024 * 1024
 // DefaultConfig returns the configuration `metastore` runs with when given no flags.
 func DefaultConfig() Config {
 	return Config{
-		Config:            actors.Config{DataDir: DefaultDataDir, ValueCacheBytes: DefaultValueCacheBytes},
-		Name:              DefaultName,
-		ListenClientURLs:  []string{DefaultListenClientURL},
-		MaxTxnOps:         DefaultMaxTxnOps,
-		MaxRequestBytes:   DefaultMaxRequestBytes,
-		QuotaBackendBytes: DefaultQuotaBackendBytes,
+		Config:                  actors.Config{DataDir: DefaultDataDir, ValueCacheBytes: DefaultValueCacheBytes},
+		Name:                    DefaultName,
+		ListenClientURLs:        []string{DefaultListenClientURL},
+		AdvertisePeerURLs:       []string{DefaultAdvertisePeerURL},
+		AutoCompactionMode:      DefaultAutoCompactionMode,
+		AutoCompactionRetention: "0",
+		MaxTxnOps:               DefaultMaxTxnOps,
+		MaxRequestBytes:         DefaultMaxRequestBytes,
+		QuotaBackendBytes:       DefaultQuotaBackendBytes,
 
 		WatchProgressNotifyInterval: DefaultWatchProgressNotifyInterval,
 	}

@@ -2,12 +2,17 @@
 // each request, hands it to the node, and turns the answer, or the error,
 // into etcd's.
 //
-// It never touches state. Requests are checked before anything runs, with
+// It never touches the data's state; the one thing it holds is this
+// member's peer URLs (cluster.go), a copy of what MemberUpdate writes
+// through to the data dir. Requests are checked before anything runs, with
 // etcd's checks in etcd's order (validate.go), so that a request with
 // several faults gets the error etcd would give; errors become etcd's
 // exact gRPC status in one table (errors.go), because clients match them by
 // their text; every response header carries the cluster and member IDs and
-// a revision (header.go). Services whose issues have not landed answer
-// Unimplemented. Server owns the listeners and the gRPC server, and stops
-// within seconds whatever the disk does.
+// a revision (header.go). Maintenance (maintenance.go), Cluster
+// (cluster.go) and auto-compaction (compactor.go, etcd's own compactor)
+// serve one member; Auth answers Unimplemented until its issue lands. Server owns the listeners, each split between the gRPC
+// server and an HTTP server with etcd's JSON gateway, health, version and
+// metrics endpoints (http.go), and stops within seconds whatever the disk
+// does.
 package rpc

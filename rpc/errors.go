@@ -8,7 +8,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/metastore/metastore/actors"
 	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/snapshot"
 	"github.com/metastore/metastore/storage"
 )
 
@@ -27,6 +29,10 @@ var grpcErrors = []struct {
 	{msg.ErrTooManyRequests, rpctypes.ErrGRPCRequestTooManyRequests},
 	{storage.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{msg.ErrLogFailed, errLogFailed},
+	{snapshot.ErrCompacted, rpctypes.ErrGRPCCompacted},
+	{snapshot.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+	{actors.ErrNoDataDir, errNoDataDir},
+	{msg.ErrAlarmUnsupported, errAlarmUnsupported},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCDeadlineExceeded},
 }
@@ -36,6 +42,15 @@ var grpcErrors = []struct {
 // code is UNAVAILABLE, as when a member is down, with a text that says what
 // happened and what to do.
 var errLogFailed = status.Error(codes.Unavailable, "etcdserver: storage failed; writes are refused until the server restarts (see its log)")
+
+// errNoDataDir answers what reads the data dir as etcd's backend (Hash,
+// HashKV, Snapshot) on a server run --in-memory: the request is fine, the
+// server is not in a state to answer it.
+var errNoDataDir = status.Error(codes.FailedPrecondition, actors.ErrNoDataDir.Error())
+
+// errAlarmUnsupported answers raising an alarm other than NOSPACE, such as
+// CORRUPT: MetaStore has no corruption check to act on it and clear it.
+var errAlarmUnsupported = status.Error(codes.Unimplemented, "metastore: only the NOSPACE alarm can be raised (MetaStore has no corruption check)")
 
 // toGRPCError returns etcd's error for err; errors already in gRPC form
 // pass through.

@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,17 +39,27 @@ type Server struct {
 	pprof     *http.Server
 	listeners []net.Listener
 	urls      []string
+	// metricsListeners serve /metrics and the health endpoints alone
+	// (--listen-metrics-urls).
+	metricsListeners []net.Listener
+	// front serves gRPC and HTTP on the listeners (http.go).
+	front *front
 	// stopping ends the watch and keep-alive streams when the server stops.
 	stopping chan struct{}
 	// closeRecipes closes the in-process client of the lock and election
 	// services.
 	closeRecipes func()
+	// compactor is the auto-compactor, nil if it is off.
+	compactor *compactor
 }
 
 // Start starts a server with cfg and returns once it accepts requests.
 func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if _, err := autoCompactionRetention(cfg.AutoCompactionMode, cfg.AutoCompactionRetention); err != nil {
+		return nil, err
 	}
 	if cfg.MaxTxnOps <= 0 {
 		cfg.MaxTxnOps = DefaultMaxTxnOps
@@ -76,6 +87,14 @@ func Start(cfg Config) (*Server, error) {
 		s.listeners = append(s.listeners, l)
 		s.urls = append(s.urls, "http://"+l.Addr().String())
 	}
+	for _, u := range cfg.ListenMetricsURLs {
+		l, err := listen(u)
+		if err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		s.metricsListeners = append(s.metricsListeners, l)
+	}
 	node, err := actors.Start(nodeConfig(cfg, quota))
 	if err != nil {
 		s.closeListeners()
@@ -84,7 +103,7 @@ func Start(cfg Config) (*Server, error) {
 	s.node = node
 	meta := node.Meta()
 	hdr := &header{clusterID: meta.ClusterID, memberID: meta.MemberID, revision: node.Revision}
-	s.grpc = grpc.NewServer(serverOptions(cfg.MaxRequestBytes)...)
+	s.grpc = grpc.NewServer(append(serverOptions(cfg.MaxRequestBytes), metricsOptions()...)...)
 	kv := &kvServer{node: node, hdr: hdr, maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes}
 	watch := &watchServer{node: node, hdr: hdr, fragmentBytes: cfg.MaxRequestBytes + grpcOverheadBytes, stopping: s.stopping}
 	lease := &leaseServer{node: node, hdr: hdr, stopping: s.stopping}
@@ -92,12 +111,23 @@ func Start(cfg Config) (*Server, error) {
 	pb.RegisterWatchServer(s.grpc, watch)
 	pb.RegisterLeaseServer(s.grpc, lease)
 	s.closeRecipes = registerRecipes(s.grpc, kv, lease, watch)
+	advertise := s.urls
+	if len(cfg.AdvertiseClientURLs) > 0 {
+		advertise = cfg.AdvertiseClientURLs
+	}
+	self, err := newMember(cfg, node, advertise)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	pb.RegisterClusterServer(s.grpc, &clusterServer{self: self})
+	pb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{node: node, hdr: hdr, self: self, quota: cfg.QuotaBackendBytes, logger: cfg.Logger})
 	// Services whose issues have not landed answer Unimplemented.
-	pb.RegisterClusterServer(s.grpc, pb.UnimplementedClusterServer{})
-	pb.RegisterMaintenanceServer(s.grpc, pb.UnimplementedMaintenanceServer{})
 	pb.RegisterAuthServer(s.grpc, pb.UnimplementedAuthServer{})
-	for _, l := range s.listeners {
-		go s.grpc.Serve(l) //nolint:errcheck // Serve returns when Close stops the server
+	startMetrics(s.grpc, node, cfg.QuotaBackendBytes, cfg.Logger)
+	if s.front, err = serveFront(s.grpc, s.listeners, s.metricsListeners, node, cfg.Logger); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if cfg.PprofAddr != "" {
 		if err := s.servePprof(cfg.PprofAddr); err != nil {
@@ -105,13 +135,13 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.compactor, err = startCompactor(cfg, node); err != nil {
+		s.Close()
+		return nil, err
+	}
 	storage := fmt.Sprintf("data dir %s at revision %d", cfg.DataDir, node.Revision())
 	if cfg.InMemory {
 		storage = "in memory (nothing is written to disk)"
-	}
-	advertise := s.urls
-	if len(cfg.AdvertiseClientURLs) > 0 {
-		advertise = cfg.AdvertiseClientURLs
 	}
 	cfg.Logger.Info(fmt.Sprintf("metastore %s (etcd API %s) member %q serving %s (advertised %s) with %d shards, %s",
 		Version, APIVersion, cfg.Name, strings.Join(s.urls, ","), strings.Join(advertise, ","), meta.Shards, storage))
@@ -160,19 +190,16 @@ func (s *Server) Close() error {
 	}
 	close(s.stopping)
 	s.closeRecipes()
-	done := make(chan struct{})
-	go func() {
-		s.grpc.GracefulStop()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(gracefulStopWait):
-		// Calls still running (a write waiting on a stalled disk, a long
-		// stream) are cut off: the server must stop within seconds.
+	if s.front != nil {
+		// Calls still running after gracefulStopWait (a write waiting
+		// on a stalled disk, a long stream) are cut off: the server must
+		// stop within seconds.
+		s.front.stop(gracefulStopWait)
+	} else {
 		s.grpc.Stop()
-		<-done
 	}
+	s.closeListeners()
+	s.compactor.stop()
 	s.node.Stop()
 	return nil
 }
@@ -208,7 +235,7 @@ func (s *Server) servePprof(addr string) error {
 }
 
 func (s *Server) closeListeners() {
-	for _, l := range s.listeners {
+	for _, l := range slices.Concat(s.listeners, s.metricsListeners) {
 		l.Close()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/metrics"
 )
 
 // CoordinatorConfig is what the coordinator is built from.
@@ -68,6 +69,11 @@ func (c *coordinator) Receive(ctx actor.Context) {
 			ctx.Send(c.sequencer, stamp)
 		}
 	case *msg.Stamped:
+		if op := c.core.cur; op.w.Req.Revoke != nil && op.err == nil {
+			// A revoke deletes its lease's keys, each counted as etcd's
+			// lessor counts it (the rpc layer counts the KV requests).
+			metrics.MVCCRequest(0, 0, len(op.revokeKeys), 0)
+		}
 		thaws, deliver, logged := c.core.stamped(m.Base)
 		for _, t := range thaws {
 			ctx.Send(c.shards[t.shard], t.thaw)
@@ -85,6 +91,9 @@ func (c *coordinator) Receive(ctx actor.Context) {
 // next freezes the shards of the next write, if the core starts one.
 func (c *coordinator) next(ctx actor.Context) {
 	shards, lease := c.core.next()
+	if len(shards) > 0 {
+		metrics.CoordinatorWrite(len(shards), len(c.core.queue.ws))
+	}
 	for _, i := range shards {
 		ctx.Send(c.shards[i], &freeze{ReplyTo: ctx.Self(), Lease: lease})
 	}

@@ -1,11 +1,13 @@
 package shards
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/metrics"
 	"github.com/metastore/metastore/storage"
 )
 
@@ -55,17 +57,22 @@ func (c *ShardConfig) setDefaults() {
 	}
 }
 
+// ShardName is the name of the shard actor with ID id, which its metrics
+// are labelled with.
+func ShardName(id int) string { return fmt.Sprintf("shard-%d", id) }
+
 // shardActor is the shell of a shard: it hands each message to its core
 // and sends what the core returns.
 type shardActor struct {
 	sequencer *actor.PID
 	core      *shardCore
+	metrics   *metrics.Shard
 }
 
 // NewShardProps returns the props of a shard actor.
 func NewShardProps(cfg ShardConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &shardActor{sequencer: cfg.Sequencer, core: newShardCore(cfg)}
+		return &shardActor{sequencer: cfg.Sequencer, core: newShardCore(cfg), metrics: metrics.ShardNamed(ShardName(cfg.ID))}
 	})
 }
 
@@ -101,5 +108,6 @@ func (s *shardActor) Receive(ctx actor.Context) {
 	case stamp != nil:
 		stamp.ReplyTo = ctx.Self()
 		ctx.Send(s.sequencer, stamp)
+		s.metrics.Batch(len(s.core.inflight.writes), len(s.core.queue.ws))
 	}
 }

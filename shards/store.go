@@ -92,7 +92,12 @@ func (h *history) compacted(rev int64) *history {
 type View struct {
 	tree *btree.BTreeG[*history]
 	vals *Values // nil: records carry their values
+	keys int     // the keys that exist in it (Store.keys when it was taken)
 }
+
+// Keys returns how many keys exist in the view's newest state (etcd's
+// etcd_debugging_mvcc_keys_total).
+func (v *View) Keys() int { return v.keys }
 
 // ascend calls fn, in key order, for each key in [start, end) that exists at
 // revision rev; an empty end means no upper bound. It stops when fn returns
@@ -125,6 +130,8 @@ type Store struct {
 	// what a revoke deletes. It follows the newest state only, and no
 	// reader but the owner sees it.
 	leases map[int64]map[string]struct{}
+	// keys counts the keys whose newest record is not a tombstone.
+	keys int
 }
 
 // NewStore returns an empty store. With vals, the store keeps only its
@@ -168,7 +175,7 @@ func (s *Store) attach(key string, from, to int64) {
 // Snapshot returns an immutable view of the store as it is now. It is O(1):
 // the tree is copied on write from here on.
 func (s *Store) Snapshot() *View {
-	return &View{tree: s.tree.Copy(), vals: s.vals}
+	return &View{tree: s.tree.Copy(), vals: s.vals, keys: s.keys}
 }
 
 // settle forgets the values held for revisions up to visible: they are
@@ -201,6 +208,8 @@ func (s *Store) put(key string, value []byte, lease, rev int64) record {
 			rec.create = prev.create
 			rec.version = prev.version + 1
 			was = prev.lease
+		} else {
+			s.keys++
 		}
 		s.attach(key, was, lease)
 		s.tree.Set(&history{key: key, recs: append(h.recs, rec)})
@@ -208,6 +217,7 @@ func (s *Store) put(key string, value []byte, lease, rev int64) record {
 	}
 	s.attach(key, 0, lease)
 	s.tree.Set(&history{key: key, recs: []record{rec}})
+	s.keys++
 	return rec
 }
 
@@ -224,6 +234,7 @@ func (s *Store) del(key string, rev int64) bool {
 	}
 	s.attach(key, prev.lease, 0)
 	s.tree.Set(&history{key: key, recs: append(h.recs, record{rev: rev})})
+	s.keys--
 	return true
 }
 
@@ -267,13 +278,20 @@ func (s *Store) Compact(rev int64) []storage.KeyRev {
 func (s *Store) Restore(key string, r storage.Record) {
 	rec := record{rev: r.Rev, create: r.Create, version: r.Version, lease: r.Lease}
 	var was int64
+	existed := false
 	if h, ok := s.tree.Get(&history{key: key}); ok {
 		if prev, live := h.latest(); live {
-			was = prev.lease
+			was, existed = prev.lease, true
 		}
 		h.recs = append(h.recs, rec)
 	} else {
 		s.tree.Set(&history{key: key, recs: []record{rec}})
+	}
+	switch {
+	case !existed && !rec.tombstone():
+		s.keys++
+	case existed && rec.tombstone():
+		s.keys--
 	}
 	s.attach(key, was, rec.lease)
 }

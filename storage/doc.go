@@ -12,6 +12,7 @@
 //	m/shards            the shard count last used (uvarint)
 //	m/compact           the compact revision (8 bytes)
 //	m/alarm             "nospace" while the NOSPACE alarm is raised
+//	c/peerurls          the member's peer URLs as a MemberUpdate set them (JSON array); absent until one does
 //	r/<rev><key>        one record of one key: create, version (0 for a
 //	                    tombstone), lease and sub revision (its place among
 //	                    its revision's changes, which watchers are sent in)

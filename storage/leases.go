@@ -43,12 +43,17 @@ func (d *DB) Leases() (map[int64]int64, error) {
 		return nil, err
 	}
 	defer it.Close()
+	return readLeases(d.dir, it)
+}
+
+// readLeases decodes the lease records it iterates over.
+func readLeases(dir string, it *pebble.Iterator) (map[int64]int64, error) {
 	out := make(map[int64]int64)
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()[len(prefixLeases):]
 		ttl, n := binary.Uvarint(it.Value())
 		if len(k) != 8 || n <= 0 {
-			return nil, fmt.Errorf("storage: %s: corrupt lease record %q", d.dir, it.Key())
+			return nil, fmt.Errorf("storage: %s: corrupt lease record %q", dir, it.Key())
 		}
 		out[int64(binary.BigEndian.Uint64(k))] = int64(ttl)
 	}

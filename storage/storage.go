@@ -107,15 +107,7 @@ const openTimeout = 30 * time.Second
 // precedes the damage would serve revisions below ones already
 // acknowledged.
 func Open(dir string, opts Options) (*DB, Meta, error) {
-	if opts.FS == nil {
-		opts.FS = vfs.Default
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.MinFreeBytes == 0 {
-		opts.MinFreeBytes = DefaultMinFreeBytes
-	}
+	opts = opts.withDefaults()
 	fresh, err := isFresh(opts.FS, dir)
 	if err != nil {
 		return nil, Meta{}, err
@@ -155,6 +147,20 @@ func Open(dir string, opts Options) (*DB, Meta, error) {
 		d.shards, meta.Shards = opts.Shards, opts.Shards
 	}
 	return d, meta, nil
+}
+
+// withDefaults fills in the fields left zero that have a default.
+func (o Options) withDefaults() Options {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = DefaultMinFreeBytes
+	}
+	return o
 }
 
 // open opens the dir with pebble, giving up after openTimeout. The WAL is

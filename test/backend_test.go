@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode"
@@ -52,6 +54,16 @@ type serverOptions struct {
 	quotaBytes int64
 	// progressInterval, if set, is --watch-progress-notify-interval.
 	progressInterval time.Duration
+	// durable runs MetaStore on a data dir in the test's temp dir instead
+	// of in memory (etcd always has one), for what needs it: HashKV,
+	// snapshots, defragmentation.
+	durable bool
+	// metricsAddr, if set, asks for a --listen-metrics-urls listener; the
+	// backend writes its host:port there once started.
+	metricsAddr *string
+	// compactionMode and compactionRetention, if set, are
+	// --auto-compaction-mode and --auto-compaction-retention.
+	compactionMode, compactionRetention string
 }
 
 type serverOption func(*serverOptions)
@@ -84,6 +96,24 @@ func withEtcdQuota(n int64) serverOption {
 // set it must not run in parallel with other watch tests.
 func withProgressNotifyInterval(d time.Duration) serverOption {
 	return func(o *serverOptions) { o.progressInterval = d }
+}
+
+// withDataDir runs MetaStore on a data dir rather than in memory.
+func withDataDir() serverOption {
+	return func(o *serverOptions) { o.durable = true }
+}
+
+// withMetricsListener serves /metrics and the health endpoints on a
+// listener of their own (--listen-metrics-urls), whose host:port is
+// written to *addr when the server has started.
+func withMetricsListener(addr *string) serverOption {
+	return func(o *serverOptions) { o.metricsAddr = addr }
+}
+
+// withAutoCompaction sets --auto-compaction-mode and
+// --auto-compaction-retention.
+func withAutoCompaction(mode, retention string) serverOption {
+	return func(o *serverOptions) { o.compactionMode, o.compactionRetention = mode, retention }
 }
 
 // withErrorLog makes MetaStore log its errors (only) to stderr, for tests
@@ -188,12 +218,13 @@ func startBackend(t testing.TB, name string, opts ...serverOption) string {
 	return ""
 }
 
-// startMetaStore starts an in-memory MetaStore in-process.
+// startMetaStore starts MetaStore in-process, in memory unless the test
+// asked for a data dir.
 func startMetaStore(t testing.TB, o serverOptions) string {
 	t.Helper()
 	cfg := rpc.DefaultConfig()
 	cfg.ListenClientURLs = []string{"http://127.0.0.1:0"}
-	cfg.InMemory = true
+	cfg.InMemory = !o.durable
 	cfg.DataDir = t.TempDir()
 	// Four shards so that a handful of keys already spans several shards
 	// and the cross-shard paths are exercised.
@@ -206,6 +237,12 @@ func startMetaStore(t testing.TB, o serverOptions) string {
 	cfg.Lease.MinTTL = 1
 	if o.progressInterval > 0 {
 		cfg.WatchProgressNotifyInterval = o.progressInterval
+	}
+	if o.metricsAddr != nil {
+		cfg.ListenMetricsURLs = []string{"http://127.0.0.1:0"}
+	}
+	if o.compactionMode != "" {
+		cfg.AutoCompactionMode, cfg.AutoCompactionRetention = o.compactionMode, o.compactionRetention
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if o.logErrors {
@@ -224,6 +261,9 @@ func startMetaStore(t testing.TB, o serverOptions) string {
 	if len(urls) == 0 {
 		t.Fatal("metastore reports no client URLs")
 	}
+	if o.metricsAddr != nil {
+		*o.metricsAddr = strings.TrimPrefix(srv.MetricsURLs()[0], "http://")
+	}
 	return strings.TrimPrefix(urls[0], "http://")
 }
 
@@ -232,16 +272,12 @@ func startMetaStore(t testing.TB, o serverOptions) string {
 func startEtcd(t testing.TB, o serverOptions) string {
 	t.Helper()
 	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	// Port 0 works for both listeners, with no pick-then-bind race: a
-	// single-member cluster never dials its own peer URL, and the bound
-	// client address is read back below.
+	// The peer listener takes port 0: a single-member cluster never dials
+	// its own peer URL.
 	local, err := url.Parse("http://127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ListenClientUrls = []url.URL{*local}
-	cfg.AdvertiseClientUrls = []url.URL{*local}
 	cfg.ListenPeerUrls = []url.URL{*local}
 	cfg.AdvertisePeerUrls = []url.URL{*local}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
@@ -260,10 +296,35 @@ func startEtcd(t testing.TB, o serverOptions) string {
 	if o.progressInterval > 0 {
 		cfg.WatchProgressNotifyInterval = o.progressInterval
 	}
+	if o.compactionMode != "" {
+		cfg.AutoCompactionMode, cfg.AutoCompactionRetention = o.compactionMode, o.compactionRetention
+	}
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatalf("start etcd: %v", err)
+	// The client and metrics listeners need real ports: etcd's JSON
+	// gateway dials the client URL as configured (with port 0 it would
+	// dial 127.0.0.1:0), and a metrics listener's address cannot be read
+	// back. A port picked and freed may be taken before etcd binds it, so
+	// a start that finds it taken picks again.
+	var e *embed.Etcd
+	for attempt := 1; ; attempt++ {
+		cfg.Dir = t.TempDir()
+		client := freeLocalURL(t)
+		cfg.ListenClientUrls = []url.URL{client}
+		cfg.AdvertiseClientUrls = []url.URL{client}
+		var metrics url.URL
+		if o.metricsAddr != nil {
+			metrics = freeLocalURL(t)
+			cfg.ListenMetricsUrls = []url.URL{metrics}
+		}
+		if e, err = embed.StartEtcd(cfg); err == nil {
+			if o.metricsAddr != nil {
+				*o.metricsAddr = metrics.Host
+			}
+			break
+		}
+		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("start etcd: %v", err)
+		}
 	}
 	t.Cleanup(e.Close)
 	select {
@@ -274,6 +335,18 @@ func startEtcd(t testing.TB, o serverOptions) string {
 		t.Fatal("etcd not ready after 30s")
 	}
 	return e.Clients[0].Addr().String()
+}
+
+// freeLocalURL is an http URL on a port of 127.0.0.1 that was free a
+// moment ago.
+func freeLocalURL(t testing.TB) url.URL {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pick a free port: %v", err)
+	}
+	defer l.Close()
+	return url.URL{Scheme: "http", Host: l.Addr().String()}
 }
 
 // connect makes the clients of a Target for the server at endpoint

@@ -23,6 +23,7 @@ import (
 const (
 	metastoreCmd = "github.com/metastore/metastore/cmd/metastore"
 	etcdctlCmd   = "github.com/metastore/metastore/cmd/etcdctl"
+	etcdutlCmd   = "github.com/metastore/metastore/cmd/etcdutl"
 )
 
 // builtBinary is the one build of a package that all tests of a package run

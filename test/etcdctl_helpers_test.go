@@ -66,13 +66,20 @@ type ctlOut struct {
 // comparison adds whatever the scenario recorded but did not spell out.
 func ctlEachBackend(t *testing.T, scenario func(c *ctl)) {
 	t.Helper()
+	ctlEachBackendWith(t, nil, scenario)
+}
+
+// ctlEachBackendWith is ctlEachBackend on servers started with opts (such
+// as withDataDir()).
+func ctlEachBackendWith(t *testing.T, opts []serverOption, scenario func(c *ctl)) {
+	t.Helper()
 	bin := buildBinary(t, etcdctlCmd)
 	var done []*ctl
 	for _, name := range selectedBackends(t) {
 		t.Run(name, func(t *testing.T) {
 			// Errors only: a passing run stays quiet, a failing one still
 			// says why.
-			c := &ctl{t: t, backend: name, bin: bin, endpoint: startBackend(t, name, withErrorLog())}
+			c := &ctl{t: t, backend: name, bin: bin, endpoint: startBackend(t, name, append([]serverOption{withErrorLog()}, opts...)...)}
 			c.base = c.currentRev()
 			scenario(c)
 			if !t.Failed() {

@@ -21,6 +21,8 @@ var layers = []struct {
 	rank int
 }{
 	{"storage", 0},
+	{"metrics", 0},
+	{"snapshot", 1},
 	{"actors/msg", 1},
 	{"shards", 2},
 	{"actors/sequencer", 2},
@@ -33,7 +35,7 @@ var layers = []struct {
 
 // outside are the module's packages that are not part of the server: they
 // may import any layer, and no layer may import them.
-var outside = []string{"test", "bench", "cmd/etcd", "cmd/etcdctl"}
+var outside = []string{"test", "bench", "cmd/etcd", "cmd/etcdctl", "cmd/etcdutl"}
 
 // rankOf returns the rank of a package path inside the module, and false
 // for a package outside the layers (tests, benchmarks, tools).

@@ -13,11 +13,11 @@ import (
 
 func TestStartupRefusals(t *testing.T) {
 	t.Run("stray arguments", func(t *testing.T) {
-		out, err := exec.Command(buildBinary(t, metastoreCmd), "snapshot", "restore", "backup.db").CombinedOutput()
+		out, err := exec.Command(buildBinary(t, metastoreCmd), "--data-dir", t.TempDir(), "restore", "backup.db").CombinedOutput()
 		if code := exitCode(err); code != 2 {
 			t.Fatalf("exit code %d (%v), want 2; output:\n%s", code, err, out)
 		}
-		for _, want := range []string{`unexpected argument "snapshot"`, "-data-dir"} {
+		for _, want := range []string{`unexpected argument "restore"`, "snapshot subcommand", "-data-dir"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("output does not say %q:\n%s", want, out)
 			}

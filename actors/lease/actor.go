@@ -9,6 +9,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/metrics"
 	"github.com/metastore/metastore/storage"
 )
 
@@ -118,6 +119,8 @@ type leaseActor struct {
 	// done is closed when the actor stops: revokes still waiting for the
 	// coordinator give up.
 	done chan struct{}
+	// held and revoking are what the metrics were last told.
+	held, revoking int
 }
 
 // Props returns the props of the lease actor.
@@ -140,6 +143,7 @@ func Props(cfg Config) *actor.Props {
 }
 
 func (a *leaseActor) Receive(ctx actor.Context) {
+	defer a.report()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.root, a.self = ctx.ActorSystem().Root, ctx.Self()
@@ -156,6 +160,7 @@ func (a *leaseActor) Receive(ctx actor.Context) {
 			return
 		}
 		a.core.granted(m.rec, time.Now())
+		metrics.LeaseGranted(m.rec.TTL)
 		m.reply <- Granted{ID: m.rec.ID, TTL: m.rec.TTL}
 	case *Revoke:
 		if err := a.core.revoke(m.ID, m.Reply); err != nil {
@@ -166,10 +171,19 @@ func (a *leaseActor) Receive(ctx actor.Context) {
 	case revokeDone:
 		if m.res.Err != nil {
 			a.cfg.Logger.Warn("lease revoke refused; the lease stays until it is revoked again (an expired one on a later tick)", "lease", m.id, "err", m.res.Err)
+		} else {
+			// An expiry's revoke has no client waiting (etcd counts it
+			// as expired once it is done, too).
+			l := a.core.leases[m.id]
+			metrics.LeaseRevoked(l != nil && l.reply == nil)
 		}
 		a.core.revoked(m.id, m.res)
 	case *KeepAlive:
-		m.Reply <- a.core.renew(m.ID, time.Now())
+		ttl := a.core.renew(m.ID, time.Now())
+		if ttl > 0 {
+			metrics.LeaseRenewed()
+		}
+		m.Reply <- ttl
 	case *TimeToLive:
 		ttl, granted, ok := a.core.timeToLive(m.ID, time.Now())
 		m.Reply <- Remaining{TTL: ttl, Granted: granted, Found: ok}
@@ -218,4 +232,13 @@ func (a *leaseActor) runRevoke(id int64) {
 		case <-done:
 		}
 	}()
+}
+
+// report tells the metrics the leases held and the revokes under way, when
+// they changed.
+func (a *leaseActor) report() {
+	if held, revoking := len(a.core.leases), a.core.revoking; held != a.held || revoking != a.revoking {
+		a.held, a.revoking = held, revoking
+		metrics.Leases(held, revoking)
+	}
 }

@@ -1,18 +1,21 @@
 package msg
 
 // Compact asks the sequencer to move the compact revision to Rev. The
-// answer on Reply is the current revision, or ErrCompacted or
-// ErrFutureRev; with a log, it comes once the compact revision is
-// durable. Shards drop their history after the answer.
+// answer on Reply is the current revision and the compact revision Rev
+// replaced, or ErrCompacted or ErrFutureRev; with a log, it comes once the
+// compact revision is durable. Shards drop their history after the answer.
 type Compact struct {
 	Rev   int64
 	Reply chan<- CompactResult
 }
 
-// CompactResult answers Compact.
+// CompactResult answers Compact. Prev is the compact revision before this
+// compaction (0 if none), as the sequencer orders compactions: a reader
+// of the published compact revision could see the same one for two
+// compactions in flight.
 type CompactResult struct {
-	Current int64
-	Err     error
+	Current, Prev int64
+	Err           error
 }
 
 // CompactShard asks a shard to drop its history at or below Rev. Done, if

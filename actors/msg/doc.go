@@ -12,6 +12,8 @@
 //	            (Put, DeleteRange or Txn), answered with a Result
 //	compact.go  Node → sequencer: Compact, answered with CompactResult;
 //	            Node → shard: CompactShard
+//	alarm.go    Node → sequencer: Alarm (etcd's alarm requests),
+//	            answered with AlarmResult
 //	errors.go   the errors those answers carry, which the rpc layer maps to
 //	            etcd's
 //

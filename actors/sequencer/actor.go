@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/metrics"
 	"github.com/metastore/metastore/storage"
 )
 
@@ -42,6 +43,8 @@ type Config struct {
 	Quota int64
 	// NoSpace is the alarm as recorded on disk.
 	NoSpace bool
+	// MemberID is this member's ID, which its own NOSPACE alarm names.
+	MemberID uint64
 	// Logger receives the alarm's changes and the log's failure; nil
 	// means slog.Default().
 	Logger *slog.Logger
@@ -114,11 +117,20 @@ type sequencer struct {
 	stopTicks scheduler.CancelFunc
 	// spaceChecked is when the quota and free space were last checked.
 	spaceChecked time.Time
-	// quotaAlarm is the NOSPACE alarm the quota raised (durable, as
-	// etcd's); lowSpace is the one the file system's free space raised
-	// (in memory: it clears itself once space is freed). Revisions.noSpace
-	// publishes either.
+	// quotaAlarm is this member's NOSPACE alarm as the quota or an
+	// operator raised it (durable, as etcd's); lowSpace is the one the
+	// file system's free space raised (in memory: it clears itself once
+	// space is freed). Revisions.noSpace publishes either, or one raised
+	// for another member (foreignNoSpace).
 	quotaAlarm, lowSpace bool
+	// foreignNoSpace are the NOSPACE alarms an operator raised for other
+	// member IDs (alarm.go).
+	foreignNoSpace map[uint64]bool
+	// grown says a commit may have grown the log since the quota was last
+	// checked: after an operator clears the quota alarm, it comes back
+	// with the next write that finds the data over the quota, as etcd's,
+	// not with the next tick.
+	grown bool
 	// failed is set once a commit has failed: nothing more is committed.
 	failed error
 	// committed counts the bytes committed since memory was last released;
@@ -151,7 +163,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.MaxGroupBytes = DefaultMaxGroupBytes
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &sequencer{cfg: cfg, core: c, quotaAlarm: cfg.NoSpace}
+		return &sequencer{cfg: cfg, core: c, quotaAlarm: cfg.NoSpace, grown: true}
 	})
 }
 
@@ -196,6 +208,8 @@ func (s *sequencer) Receive(ctx actor.Context) {
 		s.compact(m)
 	case *msg.LogLeases:
 		s.logLeases(m)
+	case *msg.Alarm:
+		s.alarm(m)
 	case *synced:
 		s.synced(m)
 	}
@@ -267,15 +281,17 @@ func (s *sequencer) pendingGroup() *group {
 // flush hands the pending groups to the committer's queue, oldest first,
 // keeping what does not fit for the next flush.
 func (s *sequencer) flush() {
+handOver:
 	for len(s.pending) > 0 {
 		select {
 		case s.commits <- s.pending[0]:
 			s.pending[0] = nil
 			s.pending = s.pending[1:]
 		default:
-			return
+			break handOver
 		}
 	}
+	metrics.CommitQueue(len(s.commits) + len(s.pending))
 }
 
 // committer runs on its own goroutine so that the sequencer keeps stamping
@@ -305,7 +321,11 @@ func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
 			root.Send(self, &synced{g: g, err: failed})
 			continue
 		}
+		start := time.Now()
 		err := s.cfg.Log.Commit(g.entries, g.leases, g.compact)
+		if err == nil {
+			metrics.Commit(len(g.entries), g.bytes, time.Since(start))
+		}
 		failed = err
 		root.Send(self, &synced{g: g, err: err})
 	}
@@ -351,6 +371,7 @@ func (s *sequencer) synced(m *synced) {
 	s.core.synced(m.g.last)
 	s.committed += m.g.bytes
 	s.busy = true
+	s.grown = true
 	// Released first: an answer given once the group is durable (a lease
 	// revoke without keys) reports a revision readers must already see.
 	s.release()
@@ -419,13 +440,16 @@ const spaceCheckMin = 50 * time.Millisecond
 // etcd: durable, until disarmed) or its file system's free space falls
 // below the reserve (in memory: it clears once space is freed), and clears
 // the latter. idle checks are the ticker's, at most every spaceCheckEvery.
+// The quota is checked once per commit that may have grown the log (and at
+// the start), not again while nothing was written.
 func (s *sequencer) checkSpace(idle bool) {
 	now := time.Now()
 	if !idle && now.Sub(s.spaceChecked) < spaceCheckMin {
 		return
 	}
 	s.spaceChecked = now
-	if s.cfg.Quota > 0 && !s.quotaAlarm && s.failed == nil {
+	if s.cfg.Quota > 0 && !s.quotaAlarm && s.failed == nil && s.grown {
+		s.grown = false
 		if size := s.cfg.Log.Size(); size >= s.cfg.Quota {
 			s.quotaAlarm = true
 			s.cfg.Logger.Warn("NOSPACE alarm raised: the data passed --quota-backend-bytes; puts are refused with \"database space exceeded\" (reads, deletes and compaction run)",
@@ -450,7 +474,7 @@ func (s *sequencer) checkSpace(idle bool) {
 			s.lowSpace = low
 		}
 	}
-	s.cfg.Revisions.noSpace.Store(s.quotaAlarm || s.lowSpace)
+	s.publishNoSpace()
 }
 
 func (s *sequencer) compact(m *msg.Compact) {
@@ -458,6 +482,7 @@ func (s *sequencer) compact(m *msg.Compact) {
 		m.Reply <- msg.CompactResult{Current: s.core.visible, Err: s.failed}
 		return
 	}
+	prev := s.core.compact
 	if err := s.core.compactTo(m.Rev); err != nil {
 		m.Reply <- msg.CompactResult{Current: s.core.visible, Err: err}
 		return
@@ -471,7 +496,7 @@ func (s *sequencer) compact(m *msg.Compact) {
 			return
 		}
 		s.cfg.Revisions.compacted.Store(m.Rev)
-		m.Reply <- msg.CompactResult{Current: current}
+		m.Reply <- msg.CompactResult{Current: current, Prev: prev}
 	}
 	if s.cfg.Log == nil {
 		answer(nil)
@@ -508,6 +533,7 @@ func (s *sequencer) release() {
 	s.cfg.Revisions.visible.Store(s.core.visible)
 	if n := s.core.visible - from; n > 0 {
 		s.publish(int(n))
+		metrics.RevisionLag(s.core.next - 1 - s.core.visible)
 	}
 	for _, r := range out {
 		r.Send()

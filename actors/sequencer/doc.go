@@ -25,8 +25,9 @@
 // linearizable without a message); after a commit fails nothing more is
 // committed and no write is acknowledged (Revisions.Failed).
 //
-// Messages in: msg.Stamp, msg.Installed, msg.Deliver, msg.Compact. Out:
-// msg.Stamped, the replies' sends, msg.CompactResult. Published for
+// Messages in: msg.Stamp, msg.Installed, msg.Deliver, msg.Compact,
+// msg.LogLeases, msg.Alarm. Out: msg.Stamped, the replies' sends,
+// msg.CompactResult, msg.AlarmResult. Published for
 // lock-free readers, with the sequencer as their single writer: Revisions
 // (visible and compact revisions, the NOSPACE alarm, the log's failure).
 //

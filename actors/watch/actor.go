@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/metastore/metastore/actors/msg"
+	"github.com/metastore/metastore/metrics"
 )
 
 // Config is what a watch actor is built from.
@@ -29,6 +30,8 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Logger receives history read failures; nil means slog.Default().
 	Logger *slog.Logger
+	// Name is the actor's name, which its metrics are labelled with.
+	Name string
 }
 
 // DefaultRingBytes is how much of the newest feed a watch actor keeps unless
@@ -59,6 +62,10 @@ type watchActor struct {
 	// failing says the last history read failed: the next failures are not
 	// logged again, every 100 ms, until one succeeds.
 	failing bool
+	// metrics is told the actor's counts after each message; reported is
+	// how many of core.events it has been told of.
+	metrics  *metrics.Watch
+	reported int
 }
 
 // Props returns the props of a watch actor.
@@ -73,7 +80,7 @@ func Props(cfg Config) *actor.Props {
 		cfg.Logger = slog.Default()
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &watchActor{cfg: cfg, core: newCore(cfg.Revisions, cfg.Current, cfg.History == nil, cfg.RingBytes)}
+		return &watchActor{cfg: cfg, core: newCore(cfg.Revisions, cfg.Current, cfg.History == nil, cfg.RingBytes), metrics: metrics.NewWatch(cfg.Name)}
 	})
 }
 
@@ -122,6 +129,17 @@ func (a *watchActor) Receive(ctx actor.Context) {
 	if read != nil {
 		a.reads.Add(1)
 		go a.read(ctx.ActorSystem().Root, ctx.Self(), read)
+	}
+	a.report()
+}
+
+// report tells the metrics what changed with the last message.
+func (a *watchActor) report() {
+	c := a.core
+	a.metrics.Update(len(c.streams), c.synced.size+len(c.unsynced), len(c.unsynced))
+	if n := c.events - a.reported; n > 0 {
+		a.metrics.Events(n)
+		a.reported = c.events
 	}
 }
 

@@ -160,6 +160,7 @@ type core struct {
 	waiting   map[*stream]struct{}
 	touched   []*watcher
 	cut       int // watchers whose catch-up response is full (see collect)
+	events    int // events queued into the streams' outboxes, ever (metrics)
 }
 
 func newCore(revs Revisions, current int64, inMemory bool, ringLimit int) *core {
@@ -366,6 +367,7 @@ func (c *core) deliver(w *watcher, rev int64) bool {
 	}, w.pendBytes+64)
 	if ok {
 		w.progressDue = false
+		c.events += len(w.pend)
 	}
 	w.pend, w.pendBytes, w.pendRevs, w.lastRev, w.touched = nil, 0, 0, 0, false
 	return ok

@@ -58,6 +58,7 @@ func main() {
 		watchersSubcommand: runWatchers,
 		leasesSubcommand:   runLeases,
 		locksSubcommand:    runLocks,
+		metricsSubcommand:  runMetrics,
 	}
 	if len(os.Args) > 1 && subcommands[os.Args[1]] != nil {
 		if err := subcommands[os.Args[1]](os.Args[2:]); err != nil {

@@ -24,6 +24,14 @@ func main() {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "path to the data directory")
 	listen := fs.String("listen-client-urls", strings.Join(cfg.ListenClientURLs, ","), "comma-separated URLs to serve clients on")
 	advertise := fs.String("advertise-client-urls", "", "comma-separated client URLs to advertise (default: the listen URLs)")
+	peers := fs.String("initial-advertise-peer-urls", strings.Join(cfg.AdvertisePeerURLs, ","), "comma-separated peer URLs member list reports (MetaStore has no peers yet and does not listen on them)")
+	metricsURLs := fs.String("listen-metrics-urls", "", "comma-separated URLs to serve /metrics and the health endpoints on, besides the client URLs")
+	// etcd's metrics level (basic or extensive; etcd takes any other word
+	// as basic): accepted so that etcd's command lines start MetaStore,
+	// which always serves what extensive adds.
+	_ = fs.String("metrics", "basic", "etcd's metrics level, basic or extensive: accepted and ignored; MetaStore always serves what extensive adds")
+	fs.StringVar(&cfg.AutoCompactionMode, "auto-compaction-mode", cfg.AutoCompactionMode, "interpret auto-compaction-retention as a duration (periodic) or a revision count (revision)")
+	fs.StringVar(&cfg.AutoCompactionRetention, "auto-compaction-retention", cfg.AutoCompactionRetention, "auto compaction retention: for periodic, a duration such as 30m or a number of hours; for revision, a count of revisions to keep; 0 turns it off")
 	fs.IntVar(&cfg.MaxTxnOps, "max-txn-ops", cfg.MaxTxnOps, "maximum operations in one transaction")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "maximum bytes of one client request")
 	fs.Int64Var(&cfg.QuotaBackendBytes, "quota-backend-bytes", cfg.QuotaBackendBytes, "backend size that raises the NOSPACE alarm")
@@ -37,11 +45,13 @@ func main() {
 	fs.IntVar(&cfg.Watch.Actors, "watch-actors", 0, fmt.Sprintf("number of watch actors sharing the watch streams (default: one per core, %d here)", runtime.GOMAXPROCS(0)))
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	version := fs.Bool("version", false, "print the version and exit")
+	if len(os.Args) > 1 && os.Args[1] == "snapshot" {
+		os.Exit(snapshotMain(os.Args[2:]))
+	}
 	_ = fs.Parse(os.Args[1:])
 	if fs.NArg() > 0 {
-		// metastore has no subcommands yet: a stray word (a typo, or
-		// "snapshot restore FILE") must not start a server.
-		fmt.Fprintf(os.Stderr, "metastore: unexpected argument %q: metastore takes flags only\n", fs.Arg(0))
+		// A stray word (a typo) must not start a server.
+		fmt.Fprintf(os.Stderr, "metastore: unexpected argument %q: metastore takes flags, or the snapshot subcommand\n", fs.Arg(0))
 		fs.Usage()
 		os.Exit(2)
 	}
@@ -51,6 +61,8 @@ func main() {
 	}
 	cfg.ListenClientURLs = splitList(*listen)
 	cfg.AdvertiseClientURLs = splitList(*advertise)
+	cfg.AdvertisePeerURLs = splitList(*peers)
+	cfg.ListenMetricsURLs = splitList(*metricsURLs)
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 
 	srv, err := rpc.Start(cfg)
