@@ -75,26 +75,37 @@ func HashKV(ctx context.Context, v *storage.View, rev, current int64) (KVHash, e
 	if err != nil {
 		return KVHash{}, err
 	}
+	out.Hash, err = hashBucket(ctx, v, rev, func(key string, rec storage.Record) bool {
+		if rec.Rev > compact {
+			return true
+		}
+		n := keys[key]
+		return !rec.Tombstone() && revOf(rec) == n.atCompact && (!anyLive || revOf(rec) == n.atRev)
+	})
+	if err != nil {
+		return KVHash{}, err
+	}
+	return out, nil
+}
+
+// hashBucket is etcd's kvHasher over the key bucket as it holds the
+// records up to rev that counts says count: CRC-32C of the bucket's name,
+// then of each counted record's revision key and mvccpb.KeyValue, in
+// revision order.
+func hashBucket(ctx context.Context, v *storage.View, rev int64, counts func(key string, rec storage.Record) bool) (uint32, error) {
 	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	h.Write(schema.Key.Name())
 	var enc encoder
-	err = records(ctx, v, rev, func(key string, rec storage.Record, value []byte) error {
-		if rec.Rev <= compact {
-			n := keys[key]
-			if rec.Tombstone() || revOf(rec) != n.atCompact || (anyLive && revOf(rec) != n.atRev) {
-				return nil
-			}
+	err := records(ctx, v, rev, func(key string, rec storage.Record, value []byte) error {
+		if !counts(key, rec) {
+			return nil
 		}
 		k, val, err := enc.encode(key, rec, value)
 		h.Write(k)
 		h.Write(val)
 		return err
 	})
-	if err != nil {
-		return KVHash{}, err
-	}
-	out.Hash = h.Sum32()
-	return out, nil
+	return h.Sum32(), err
 }
 
 // keyState is what the first pass learns of a key: its newest records at
@@ -159,28 +170,19 @@ func CompactionHash(ctx context.Context, v *storage.View, prev, compact int64) (
 			return KVHash{}, err
 		}
 	}
-	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	h.Write(schema.Key.Name())
-	var enc encoder
-	err = records(ctx, v, compact, func(key string, rec storage.Record, value []byte) error {
+	out.Hash, err = hashBucket(ctx, v, compact, func(key string, rec storage.Record) bool {
 		switch {
 		case rec.Rev > prev:
+			return true
 		case len(keep) > 0:
 			// A tombstone made at prev is never in keep: compact > prev.
-			if keep[key] != revOf(rec) {
-				return nil
-			}
-		case left[key] != revOf(rec) || (rec.Rev == prev && rec.Tombstone()):
-			return nil
+			return keep[key] == revOf(rec)
+		default:
+			return left[key] == revOf(rec) && !(rec.Rev == prev && rec.Tombstone())
 		}
-		k, val, err := enc.encode(key, rec, value)
-		h.Write(k)
-		h.Write(val)
-		return err
 	})
 	if err != nil {
 		return KVHash{}, err
 	}
-	out.Hash = h.Sum32()
 	return out, nil
 }

@@ -79,21 +79,7 @@ func TestHistoryOrder(t *testing.T) {
 // and records the sub revision of every write from then on.
 func TestUpgradeFromNoSub(t *testing.T) {
 	dir := t.TempDir()
-	db, _, err := Open(dir, Options{DefaultShards: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Revision 2 as the old format wrote it: three varints, then the value.
-	for _, k := range []string{"b", "a"} {
-		rec := append(appendRecordHeader(nil, 2, 1, 0, 0)[:3], "v"+k...)
-		if err := db.db.Set(recordKey(2, k), rec, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.db.Set(keyFormat, []byte(formatNoSub), pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	writeNoSubDir(t, dir)
 
 	db, meta, err := Open(dir, Options{})
 	if err != nil {
@@ -133,4 +119,25 @@ func TestUpgradeFromNoSub(t *testing.T) {
 	if got, want := historyOf(t, db, 1, 3), []string{"2:a", "2:b", "3:d", "3:c"}; !slices.Equal(got, want) {
 		t.Fatalf("history after reopening %v, want %v", got, want)
 	}
+}
+
+// writeNoSubDir makes dir a format "2" data dir: revision 2 put "b" then
+// "a", as the old format wrote them (three varints, then the value, no sub
+// revision).
+func writeNoSubDir(t *testing.T, dir string) {
+	t.Helper()
+	db, _, err := Open(dir, Options{DefaultShards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"b", "a"} {
+		rec := append(appendRecordHeader(nil, 2, 1, 0, 0)[:3], "v"+k...)
+		if err := db.db.Set(recordKey(2, k), rec, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.db.Set(keyFormat, []byte(formatNoSub), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 }

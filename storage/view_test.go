@@ -6,8 +6,6 @@ import (
 	"maps"
 	"slices"
 	"testing"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // viewRecords reads a view's records back as "rev.sub:key=value" strings,
@@ -124,21 +122,8 @@ func TestViewRevs(t *testing.T) {
 // them in key order within their revision, as Load does.
 func TestViewRanksRecordsWithoutSub(t *testing.T) {
 	dir := t.TempDir()
-	db, _, err := Open(dir, Options{DefaultShards: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"b", "a"} {
-		rec := append(appendRecordHeader(nil, 2, 1, 0, 0)[:3], "v"+k...)
-		if err := db.db.Set(recordKey(2, k), rec, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.db.Set(keyFormat, []byte(formatNoSub), pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	db, _, err = Open(dir, Options{})
+	writeNoSubDir(t, dir)
+	db, _, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -123,14 +124,22 @@ func ctlCompare(t *testing.T, a, b *ctl) {
 // records nothing.
 func (c *ctl) exec(stdin string, args ...string) ctlOut {
 	c.t.Helper()
-	procCtx, cancel := context.WithTimeout(c.t.Context(), ctlProcessTimeout)
-	defer cancel()
 	full := append([]string{
 		"--endpoints=" + c.endpoint,
 		"--command-timeout=" + ctlCommandTimeout,
 		"--dial-timeout=3s",
 	}, args...)
-	cmd := exec.CommandContext(procCtx, c.bin, full...)
+	return runTool(c.t, c.bin, stdin, full...)
+}
+
+// runTool runs the binary bin (etcdctl, etcdutl, metastore) with args and
+// stdin, in ctlEnviron, bounded by ctlProcessTimeout, and returns what it
+// did; a tool that cannot run or does not finish fails the test.
+func runTool(t testing.TB, bin, stdin string, args ...string) ctlOut {
+	t.Helper()
+	procCtx, cancel := context.WithTimeout(t.Context(), ctlProcessTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(procCtx, bin, args...)
 	cmd.Env = ctlEnviron()
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
@@ -143,7 +152,7 @@ func (c *ctl) exec(stdin string, args ...string) ctlOut {
 	case errors.As(err, &exitErr) && procCtx.Err() == nil:
 		out.code = exitErr.ExitCode()
 	default:
-		c.t.Fatalf("etcdctl %q: %v (stderr %q)", args, err, out.stderr)
+		t.Fatalf("%s %q: %v (stderr %q)", filepath.Base(bin), args, err, out.stderr)
 	}
 	return out
 }

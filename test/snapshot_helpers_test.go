@@ -6,7 +6,6 @@ package test
 // and snapState, everything a snapshot must carry as clients see it.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"hash/crc32"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -49,23 +47,7 @@ const (
 // and returns what it did.
 func snapRun(t testing.TB, bin string, args ...string) ctlOut {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), ctlProcessTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = ctlEnviron()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	out := ctlOut{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr) && ctx.Err() == nil:
-		out.code = exitErr.ExitCode()
-	default:
-		t.Fatalf("%s %q: %v (stderr %q)", filepath.Base(bin), args, err, out.stderr)
-	}
-	return out
+	return runTool(t, bin, "", args...)
 }
 
 // snapSaveTo runs `etcdctl snapshot save file` against endpoint.
