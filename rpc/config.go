@@ -49,6 +49,16 @@ type Config struct {
 	// periodic; a revision count for revision). "0" or "" turns it off.
 	AutoCompactionMode      string
 	AutoCompactionRetention string
+	// CertFile and KeyFile are the certificate and key the https:// client
+	// and metrics URLs serve (etcd's --cert-file, --key-file), read again
+	// whenever the files change. TrustedCAFile verifies client
+	// certificates (etcd's --trusted-ca-file); with it, or with
+	// ClientCertAuth (etcd's --client-cert-auth), a client must present a
+	// valid certificate, as in etcd. http:// URLs ignore them.
+	CertFile       string
+	KeyFile        string
+	TrustedCAFile  string
+	ClientCertAuth bool
 	// PprofAddr, if set, serves net/http/pprof there (e.g. 127.0.0.1:6060).
 	PprofAddr string
 }

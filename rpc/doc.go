@@ -13,6 +13,7 @@
 // (cluster.go) and auto-compaction (compactor.go, etcd's own compactor)
 // serve one member; Auth answers Unimplemented until its issue lands. Server owns the listeners, each split between the gRPC
 // server and an HTTP server with etcd's JSON gateway, health, version and
-// metrics endpoints (http.go), and stops within seconds whatever the disk
-// does.
+// metrics endpoints (http.go); an https:// listener terminates TLS first,
+// with a certificate read again when its files change (tls.go). Server
+// stops within seconds whatever the disk does.
 package rpc

@@ -14,6 +14,7 @@ import (
 	electiongw "go.etcd.io/etcd/server/v3/etcdserver/api/v3election/v3electionpb/gw"
 	lockgw "go.etcd.io/etcd/server/v3/etcdserver/api/v3lock/v3lockpb/gw"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -36,10 +37,15 @@ var gatewayHandlers = []func(context.Context, *runtime.ServeMux, *grpc.ClientCon
 // gRPC service on the client listener l, as etcd's gateway dials its own
 // client URL: every JSON request then runs exactly as a gRPC one does,
 // through the same validation, errors and metrics. grpc.NewClient connects
-// lazily, on the first JSON request.
+// lazily, on the first JSON request. On a TLS listener it speaks TLS (see
+// serverTLS.gatewayConfig).
 func dialGateway(l net.Listener) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if tl, ok := l.(*tlsListener); ok {
+		creds = credentials.NewTLS(tl.tls.gatewayConfig())
+	}
 	conn, err := grpc.NewClient(loopback(l.Addr()),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
 	if err != nil {
 		return nil, fmt.Errorf("rpc: gateway connection: %w", err)

@@ -24,7 +24,8 @@ import (
 // every call on net/http's separate, slower HTTP/2 server instead); an
 // HTTP/1.1 request line goes to an http.Server with the JSON gateway, the
 // health endpoints, /version and /metrics. The metrics listeners serve
-// /metrics and the health endpoints alone.
+// /metrics and the health endpoints alone. On an https:// listener TLS is
+// terminated first (tlsListener) and the split is the same, inside it.
 type front struct {
 	grpc    *grpc.Server
 	web     *http.Server
@@ -74,7 +75,7 @@ func serveFront(gs *grpc.Server, clients, metrics []net.Listener, node healthNod
 		f.metrics = f.newHTTPServer(metricsHandler(h))
 		addrs := make([]string, len(metrics))
 		for i, l := range metrics {
-			addrs[i] = "http://" + l.Addr().String()
+			addrs[i] = listenerURL(l)
 			f.serving.Go(func() { _ = f.metrics.Serve(f.conns.track(l)) })
 		}
 		logger.Info("serving /metrics and the health endpoints on " + strings.Join(addrs, ","))
@@ -360,11 +361,11 @@ func (c *trackedConn) Close() error {
 }
 
 // MetricsURLs are the bound --listen-metrics-urls, such as
-// "http://127.0.0.1:41235".
+// "http://127.0.0.1:41235" (https:// for a TLS one).
 func (s *Server) MetricsURLs() []string {
 	urls := make([]string, len(s.metricsListeners))
 	for i, l := range s.metricsListeners {
-		urls[i] = "http://" + l.Addr().String()
+		urls[i] = listenerURL(l)
 	}
 	return urls
 }

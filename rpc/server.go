@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -77,18 +78,22 @@ func Start(cfg Config) (*Server, error) {
 	if len(cfg.ListenClientURLs) == 0 {
 		cfg.ListenClientURLs = []string{DefaultListenClientURL}
 	}
+	st, err := newServerTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, stopping: make(chan struct{})}
 	for _, u := range cfg.ListenClientURLs {
-		l, err := listen(u)
+		l, err := listen(u, st, false)
 		if err != nil {
 			s.closeListeners()
 			return nil, err
 		}
 		s.listeners = append(s.listeners, l)
-		s.urls = append(s.urls, "http://"+l.Addr().String())
+		s.urls = append(s.urls, listenerURL(l))
 	}
 	for _, u := range cfg.ListenMetricsURLs {
-		l, err := listen(u)
+		l, err := listen(u, st, true)
 		if err != nil {
 			s.closeListeners()
 			return nil, err
@@ -163,18 +168,29 @@ func serverOptions(maxRequestBytes int) []grpc.ServerOption {
 	}
 }
 
-// listen opens a listener for an etcd-style client URL.
-func listen(rawURL string) (net.Listener, error) {
+// listen opens a listener for an etcd-style client (or, if metrics, metrics)
+// URL: http:// serves plain text, https:// TLS with st, which etcd's error
+// demands when the URL is https and no certificate was given.
+func listen(rawURL string, st *serverTLS, metrics bool) (net.Listener, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: bad client URL %q: %w", rawURL, err)
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("rpc: client URL %q: only http:// is supported", rawURL)
+	switch {
+	case u.Scheme == "http":
+	case u.Scheme != "https":
+		return nil, fmt.Errorf("rpc: client URL %q: only http:// and https:// are supported", rawURL)
+	case st == nil && metrics:
+		return nil, errors.New("client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url")
+	case st == nil:
+		return nil, fmt.Errorf("TLS key/cert (--cert-file, --key-file) must be provided for client url %s with HTTPS scheme", u.String())
 	}
 	l, err := net.Listen("tcp", u.Host)
 	if err != nil {
 		return nil, fmt.Errorf("rpc: listen on %s: %w", u.Host, err)
+	}
+	if u.Scheme == "https" {
+		return &tlsListener{Listener: l, tls: st, cfg: st.config()}, nil
 	}
 	return l, nil
 }

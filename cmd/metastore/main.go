@@ -30,6 +30,10 @@ func main() {
 	// as basic): accepted so that etcd's command lines start MetaStore,
 	// which always serves what extensive adds.
 	_ = fs.String("metrics", "basic", "etcd's metrics level, basic or extensive: accepted and ignored; MetaStore always serves what extensive adds")
+	fs.StringVar(&cfg.CertFile, "cert-file", "", "path to the client server TLS cert file")
+	fs.StringVar(&cfg.KeyFile, "key-file", "", "path to the client server TLS key file")
+	fs.StringVar(&cfg.TrustedCAFile, "trusted-ca-file", "", "path to the client server TLS trusted CA cert file")
+	fs.BoolVar(&cfg.ClientCertAuth, "client-cert-auth", false, "enable client cert authentication")
 	fs.StringVar(&cfg.AutoCompactionMode, "auto-compaction-mode", cfg.AutoCompactionMode, "interpret auto-compaction-retention as a duration (periodic) or a revision count (revision)")
 	fs.StringVar(&cfg.AutoCompactionRetention, "auto-compaction-retention", cfg.AutoCompactionRetention, "auto compaction retention: for periodic, a duration such as 30m or a number of hours; for revision, a count of revisions to keep; 0 turns it off")
 	fs.IntVar(&cfg.MaxTxnOps, "max-txn-ops", cfg.MaxTxnOps, "maximum operations in one transaction")
