@@ -390,6 +390,10 @@ func (n *Node) Meta() storage.Meta { return n.meta }
 // NoSpace reports whether the NOSPACE alarm is raised.
 func (n *Node) NoSpace() bool { return n.revs.NoSpace() }
 
+// Failure is the error the data dir's log failed with, nil while it works:
+// once it failed, writes are refused until a restart (reads still work).
+func (n *Node) Failure() error { return n.revs.Failure() }
+
 // Revision returns the visible revision.
 func (n *Node) Revision() int64 { return n.revs.Visible() }
 

@@ -21,6 +21,7 @@ import (
 // healthNode is what the health endpoints ask of the node.
 type healthNode interface {
 	NoSpace() bool
+	Failure() error
 	Range(*pb.RangeRequest) (*pb.RangeResponse, error)
 }
 
@@ -101,6 +102,12 @@ func (h *health) serveHealth(w http.ResponseWriter, r *http.Request) {
 func (h *health) status(excluded map[string]bool, serializable bool) healthStatus {
 	if h.node.NoSpace() && !excluded[pb.AlarmType_NOSPACE.String()] {
 		return healthStatus{Health: "false", Reason: "ALARM NOSPACE"}
+	}
+	// A failed log leaves the member read-only until a restart: reads
+	// still pass, but it cannot serve as a healthy etcd member would
+	// (etcd itself exits then).
+	if h.node.Failure() != nil {
+		return healthStatus{Health: "false", Reason: "STORAGE ERROR:" + rpctypes.ErrorDesc(errLogFailed)}
 	}
 	if err := h.readCheck(serializable)(); err != nil {
 		return healthStatus{Health: "false", Reason: "RANGE ERROR:" + err.Error()}

@@ -16,17 +16,20 @@ import (
 // fakeHealthNode is a node whose alarm and reads a test sets.
 type fakeHealthNode struct {
 	noSpace bool
+	failure error
 	readErr error
 }
 
 func (n fakeHealthNode) NoSpace() bool { return n.noSpace }
+
+func (n fakeHealthNode) Failure() error { return n.failure }
 
 func (n fakeHealthNode) Range(*pb.RangeRequest) (*pb.RangeResponse, error) {
 	return &pb.RangeResponse{}, n.readErr
 }
 
 // TestHealthFailures covers the failures the integration tests cannot
-// cause on demand: a read that fails, beside the alarm.
+// cause on demand: a read that fails and a failed log, beside the alarm.
 func TestHealthFailures(t *testing.T) {
 	for _, c := range []struct {
 		name       string
@@ -39,6 +42,7 @@ func TestHealthFailures(t *testing.T) {
 		{"alarm", fakeHealthNode{noSpace: true}, "/health", http.StatusServiceUnavailable, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n"},
 		{"alarm excluded", fakeHealthNode{noSpace: true}, "/health?exclude=NOSPACE", http.StatusOK, `{"health":"true","reason":""}`},
 		{"alarm before read", fakeHealthNode{noSpace: true, readErr: errors.New("disk gone")}, "/health", http.StatusServiceUnavailable, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n"},
+		{"log failed", fakeHealthNode{failure: errors.New("EIO")}, "/health", http.StatusServiceUnavailable, `{"health":"false","reason":"STORAGE ERROR:etcdserver: storage failed; writes are refused until the server restarts (see its log)"}` + "\n"},
 		{"read fails", fakeHealthNode{readErr: errors.New("disk gone")}, "/health", http.StatusServiceUnavailable, `{"health":"false","reason":"RANGE ERROR:disk gone"}` + "\n"},
 		{"read fails with etcd's error", fakeHealthNode{readErr: msg.ErrTooManyRequests}, "/health?serializable=true", http.StatusServiceUnavailable, `{"health":"false","reason":"RANGE ERROR:etcdserver: too many requests"}` + "\n"},
 		{"livez read fails", fakeHealthNode{readErr: errors.New("disk gone")}, "/livez", http.StatusServiceUnavailable, "[-]serializable_read failed: disk gone\n\n"},

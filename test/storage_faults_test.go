@@ -10,6 +10,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -167,6 +169,21 @@ func TestFailedLogWrite(t *testing.T) {
 			}
 			if len(resp.Kvs) != len(acked) || resp.Header.Revision != rev {
 				t.Fatalf("read after the log failed: %d keys at revision %d, want %d at %d", len(resp.Kvs), resp.Header.Revision, len(acked), rev)
+			}
+			// /health says so: the member is read-only until a restart
+			// (ENOSPC raised the NOSPACE alarm, which /health names first).
+			wantReason := "storage failed"
+			if c.want != nil {
+				wantReason = "ALARM NOSPACE"
+			}
+			hr, err := http.Get("http://" + ds.Endpoint + "/health")
+			if err != nil {
+				t.Fatalf("GET /health after the log failed: %v", err)
+			}
+			body, _ := io.ReadAll(hr.Body)
+			hr.Body.Close()
+			if hr.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"health":"false"`) || !strings.Contains(string(body), wantReason) {
+				t.Fatalf("GET /health after the log failed: %d %s, want 503, unhealthy, %q", hr.StatusCode, body, wantReason)
 			}
 			if log := ds.log.String(); !strings.Contains(log, "log failed") || !strings.Contains(log, c.err.Error()) {
 				t.Errorf("the server's log does not say the log failed and why:\n%s", log)
