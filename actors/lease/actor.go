@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/scheduler"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/metastore/metastore/actors/msg"
@@ -113,7 +112,7 @@ type (
 type leaseActor struct {
 	cfg  Config
 	core *core
-	stop scheduler.CancelFunc
+	stop func()
 	root *actor.RootContext
 	self *actor.PID
 	// done is closed when the actor stops: revokes still waiting for the
@@ -147,7 +146,7 @@ func (a *leaseActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.root, a.self = ctx.ActorSystem().Root, ctx.Self()
-		a.stop = scheduler.NewTimerScheduler(a.root).SendRepeatedly(expireEvery, expireEvery, a.self, expireTick{})
+		a.stop = msg.Tick(a.root, a.self, expireEvery, expireTick{})
 	case *actor.Stopped:
 		a.stop()
 		close(a.done)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/metrics"
@@ -114,7 +113,7 @@ type sequencer struct {
 	commits chan *group   // to the committer goroutine
 	stopped chan struct{} // closed when the committer has returned
 	// stopTicks stops the ticks that check free space while idle.
-	stopTicks scheduler.CancelFunc
+	stopTicks func()
 	// spaceChecked is when the quota and free space were last checked.
 	spaceChecked time.Time
 	// quotaAlarm is this member's NOSPACE alarm as the quota or an
@@ -175,7 +174,7 @@ func (s *sequencer) Receive(ctx actor.Context) {
 			s.commits = make(chan *group, s.cfg.CommitQueue)
 			s.stopped = make(chan struct{})
 			go s.committer(ctx.ActorSystem().Root, ctx.Self())
-			s.stopTicks = scheduler.NewTimerScheduler(ctx.ActorSystem().Root).SendRepeatedly(spaceCheckEvery, spaceCheckEvery, ctx.Self(), tick{})
+			s.stopTicks = msg.Tick(ctx.ActorSystem().Root, ctx.Self(), spaceCheckEvery, tick{})
 			if s.quotaAlarm {
 				s.cfg.Logger.Warn("the NOSPACE alarm recorded in the data dir is active: puts are refused with \"database space exceeded\" (reads, deletes and compaction run)")
 			}

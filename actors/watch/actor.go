@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/metrics"
@@ -55,7 +54,7 @@ type (
 type watchActor struct {
 	cfg   Config
 	core  *core
-	ticks []scheduler.CancelFunc
+	ticks []func()
 	// reads counts the history read under way (one at most): a stopping
 	// actor waits for it, since the data dir closes right after.
 	reads sync.WaitGroup
@@ -88,10 +87,10 @@ func (a *watchActor) Receive(ctx actor.Context) {
 	var read *readReq
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		s := scheduler.NewTimerScheduler(ctx.ActorSystem().Root)
+		root := ctx.ActorSystem().Root
 		a.ticks = append(a.ticks,
-			s.SendRepeatedly(syncEvery, syncEvery, ctx.Self(), syncTick{}),
-			s.SendRepeatedly(a.cfg.ProgressInterval, a.cfg.ProgressInterval, ctx.Self(), progressTick{}))
+			msg.Tick(root, ctx.Self(), syncEvery, syncTick{}),
+			msg.Tick(root, ctx.Self(), a.cfg.ProgressInterval, progressTick{}))
 	case *actor.Stopped:
 		for _, cancel := range a.ticks {
 			cancel()
