@@ -300,26 +300,37 @@ func startEtcd(t testing.TB, o serverOptions) string {
 		cfg.AutoCompactionMode, cfg.AutoCompactionRetention = o.compactionMode, o.compactionRetention
 	}
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	// The client and metrics listeners need real ports: etcd's JSON
-	// gateway dials the client URL as configured (with port 0 it would
-	// dial 127.0.0.1:0), and a metrics listener's address cannot be read
-	// back. A port picked and freed may be taken before etcd binds it, so
-	// a start that finds it taken picks again.
+	e, metrics := startEmbedded(t, cfg, "http", o.metricsAddr != nil)
+	if o.metricsAddr != nil {
+		*o.metricsAddr = metrics
+	}
+	return e.Clients[0].Addr().String()
+}
+
+// startEmbedded starts an embedded etcd with cfg on client URLs (and, if
+// withMetrics, a metrics URL) of the given scheme, waits until it serves,
+// and returns it with the metrics listener's host:port. The listeners
+// need real ports: etcd's JSON gateway dials the client URL as configured
+// (with port 0 it would dial 127.0.0.1:0), and a metrics listener's
+// address cannot be read back. A port picked and freed may be taken
+// before etcd binds it, so a start that finds it taken picks again.
+func startEmbedded(t testing.TB, cfg *embed.Config, scheme string, withMetrics bool) (*embed.Etcd, string) {
+	t.Helper()
 	var e *embed.Etcd
+	var metrics url.URL
 	for attempt := 1; ; attempt++ {
 		cfg.Dir = t.TempDir()
 		client := freeLocalURL(t)
+		client.Scheme = scheme
 		cfg.ListenClientUrls = []url.URL{client}
 		cfg.AdvertiseClientUrls = []url.URL{client}
-		var metrics url.URL
-		if o.metricsAddr != nil {
+		if withMetrics {
 			metrics = freeLocalURL(t)
+			metrics.Scheme = scheme
 			cfg.ListenMetricsUrls = []url.URL{metrics}
 		}
+		var err error
 		if e, err = embed.StartEtcd(cfg); err == nil {
-			if o.metricsAddr != nil {
-				*o.metricsAddr = metrics.Host
-			}
 			break
 		}
 		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
@@ -334,7 +345,7 @@ func startEtcd(t testing.TB, o serverOptions) string {
 	case <-time.After(30 * time.Second):
 		t.Fatal("etcd not ready after 30s")
 	}
-	return e.Clients[0].Addr().String()
+	return e, metrics.Host
 }
 
 // freeLocalURL is an http URL on a port of 127.0.0.1 that was free a

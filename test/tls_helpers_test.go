@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -20,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -200,30 +198,6 @@ func startTLSEtcd(t testing.TB, f *tlsFiles) (client, metrics string) {
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = f.certFile, f.keyFile
 	cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth = f.caFile, true
-	var e *embed.Etcd
-	var err error
-	for attempt := 1; ; attempt++ {
-		cfg.Dir = t.TempDir()
-		clientURL, metricsURL := freeLocalURL(t), freeLocalURL(t)
-		clientURL.Scheme, metricsURL.Scheme = "https", "https"
-		cfg.ListenClientUrls = []url.URL{clientURL}
-		cfg.AdvertiseClientUrls = []url.URL{clientURL}
-		cfg.ListenMetricsUrls = []url.URL{metricsURL}
-		if e, err = embed.StartEtcd(cfg); err == nil {
-			metrics = metricsURL.Host
-			break
-		}
-		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
-			t.Fatalf("start etcd: %v", err)
-		}
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		t.Fatalf("etcd failed while starting: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("etcd not ready after 30s")
-	}
+	e, metrics := startEmbedded(t, cfg, "https", true)
 	return e.Clients[0].Addr().String(), metrics
 }
