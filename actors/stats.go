@@ -18,10 +18,20 @@ type Stats struct {
 // dir is measured on the caller's goroutine (pebble's metrics, a few
 // microseconds).
 func (n *Node) Stats() Stats {
-	s := Stats{Revision: n.revs.Visible(), Compacted: n.revs.Compacted()}
-	for i := range n.published {
-		s.Keys += n.published[i].Load().Keys()
-	}
+	s := Stats{Revision: n.revs.Visible(), Compacted: n.Compacted(), Keys: n.Keys()}
 	s.DBBytes, s.DBBytesInUse = n.DBSize()
 	return s
+}
+
+// Compacted is the compact revision (-1 until the first compaction, as
+// etcd reports it).
+func (n *Node) Compacted() int64 { return n.revs.Compacted() }
+
+// Keys counts the keys that exist at the shards' newest views.
+func (n *Node) Keys() int {
+	keys := 0
+	for i := range n.published {
+		keys += n.published[i].Load().Keys()
+	}
+	return keys
 }

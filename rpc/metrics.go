@@ -59,23 +59,23 @@ var (
 	dbSize = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "etcd", Subsystem: "mvcc", Name: "db_total_size_in_bytes",
 		Help: "Total size of the underlying database physically allocated in bytes.",
-	}, stat(func(s actors.Stats) int64 { return s.DBBytes }))
+	}, stat(func(n *actors.Node) int64 { size, _ := n.DBSize(); return size }))
 	dbInUse = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "etcd", Subsystem: "mvcc", Name: "db_total_size_in_use_in_bytes",
 		Help: "Total size of the underlying database logically in use in bytes.",
-	}, stat(func(s actors.Stats) int64 { return s.DBBytesInUse }))
+	}, stat(func(n *actors.Node) int64 { _, inUse := n.DBSize(); return inUse }))
 	keys = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "keys_total",
 		Help: "Total number of keys.",
-	}, stat(func(s actors.Stats) int64 { return int64(s.Keys) }))
+	}, stat(func(n *actors.Node) int64 { return int64(n.Keys()) }))
 	currentRev = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "current_revision",
 		Help: "The current revision of store.",
-	}, stat(func(s actors.Stats) int64 { return s.Revision }))
+	}, stat((*actors.Node).Revision))
 	compactRev = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "compact_revision",
 		Help: "The revision of the last compaction in store.",
-	}, stat(func(s actors.Stats) int64 { return s.Compacted }))
+	}, stat((*actors.Node).Compacted))
 )
 
 func serving() float64 {
@@ -85,15 +85,17 @@ func serving() float64 {
 	return 1
 }
 
-// stat makes the function of a GaugeFunc that reports one of the scraped
-// node's stats (0 before any node started).
-func stat(pick func(actors.Stats) int64) func() float64 {
+// stat makes the function of a GaugeFunc that reports what read says of
+// the scraped node (0 before any node started). Each series reads only
+// its own number: a scrape measures the data dir for the two size series
+// alone.
+func stat(read func(*actors.Node) int64) func() float64 {
 	return func() float64 {
 		n := scraped.Load()
 		if n == nil {
 			return 0
 		}
-		return float64(pick(n.Stats()))
+		return float64(read(n))
 	}
 }
 
