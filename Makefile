@@ -146,3 +146,17 @@ bench-sweep: build tools harness
 ## run, under 3 minutes).
 bench-sweep-quick: build tools harness
 	$(BIN)/harness --bin $(BIN) --quick $(SWEEP_ARGS) $(HARNESS_ARGS)
+
+## bench-secure: MetaStore (durable) and etcd side by side on put-100 and
+## range-l in the clear, with auth on (simple token, bin/benchmark --user
+## root) and over mutual TLS (certificates made by the harness); a section of
+## docs/benchmarks.md of its own. 3 rounds (median shown): about 20 minutes
+## on a 2-core VM. `make bench` does not run it.
+.PHONY: bench-secure bench-secure-quick
+bench-secure: build tools harness
+	$(BIN)/harness --bin $(BIN) --secure --rounds 3 $(HARNESS_ARGS)
+
+## bench-secure-quick: the same with small totals, one round (a smoke run,
+## under 3 minutes).
+bench-secure-quick: build tools harness
+	$(BIN)/harness --bin $(BIN) --secure --quick $(HARNESS_ARGS)

@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
+	"github.com/metastore/metastore/actors/auth"
 	"github.com/metastore/metastore/actors/lease"
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/actors/sequencer"
@@ -60,6 +61,8 @@ type Config struct {
 	Watch WatchConfig
 	// Lease configures the lease actor.
 	Lease LeaseConfig
+	// Auth configures auth's tokens and password hashing.
+	Auth AuthConfig
 	// OnFatal is called when a core actor fails. The default logs and
 	// exits the process: a shard restarted empty would serve wrong answers.
 	OnFatal func(who string, reason any)
@@ -117,6 +120,19 @@ type LeaseConfig struct {
 	RevokeRate int
 }
 
+// AuthConfig configures auth; a zero field takes its default.
+type AuthConfig struct {
+	// Token is etcd's --auth-token: "simple" (the default) or
+	// "jwt,sign-method=…,pub-key=…,priv-key=…,ttl=…".
+	Token string
+	// TokenTTL is how long a simple token lives unused (etcd's
+	// --auth-token-ttl; auth.DefaultTokenTTL).
+	TokenTTL time.Duration
+	// BcryptCost is the cost passwords are hashed at (etcd's
+	// --bcrypt-cost); the rpc layer hashes them.
+	BcryptCost int
+}
+
 // Node is one running MetaStore member: the shard actors, the coordinator
 // and the sequencer, and the lock-free read path over what they publish.
 type Node struct {
@@ -140,6 +156,8 @@ type Node struct {
 	outboxBytes int
 	leases      *actor.PID
 	leaseTable  *lease.Table
+	auth        *actor.PID
+	authState   *auth.Published
 	// hashes are the hashes of recent compactions (actors/snapshot.go).
 	hashes snapshot.Hashes
 	// stopping ends when Stop begins: it stops the scans of the history
@@ -277,8 +295,33 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, n.abort(err)
 	}
+	// The auth actor is off the request path (requests read what it
+	// publishes): protoactor-go's default mailbox and dispatcher, as the
+	// watch actors.
+	if err := n.spawnAuth(cfg.Auth, append(instrumented("auth", actor.Unbounded, watchDispatcher), guard)); err != nil {
+		return nil, n.abort(err)
+	}
 	n.read = shards.NewReadPath(n.router, n.published, n.revs)
 	return n, nil
+}
+
+// spawnAuth rebuilds the auth state from the data dir and spawns the auth
+// actor, which logs its changes through the sequencer.
+func (n *Node) spawnAuth(cfg AuthConfig, opts []actor.PropsOption) error {
+	var stored map[string][]byte
+	if n.db != nil {
+		var err error
+		if stored, err = n.db.Auth(); err != nil {
+			return err
+		}
+	}
+	p, err := auth.NewPublished(stored, cfg.Token, cfg.TokenTTL)
+	if err != nil {
+		return err
+	}
+	n.authState = p
+	n.auth, err = n.system.Root.SpawnNamed(auth.Props(auth.Config{Published: p, Sequencer: n.sequencer}).Configure(opts...), "auth")
+	return err
 }
 
 // watchDispatcher is protoactor-go's default dispatcher, which the watch
@@ -601,6 +644,9 @@ func (n *Node) Stop() {
 // stopActors stops whichever core actors were spawned, in dependency order,
 // then the actor system and the pinned goroutines.
 func (n *Node) stopActors() {
+	if n.auth != nil {
+		_ = n.system.Root.PoisonFuture(n.auth).Wait()
+	}
 	if n.leases != nil {
 		_ = n.system.Root.PoisonFuture(n.leases).Wait()
 	}

@@ -75,7 +75,8 @@ func (m *member) setPeerURLs(urls []string) error {
 // with etcd's answers and errors.
 type clusterServer struct {
 	pb.UnimplementedClusterServer
-	self *member
+	self  *member
+	guard *guard
 }
 
 // header is etcd's Cluster header: its identity and raft term, and no
@@ -86,19 +87,28 @@ func (cs *clusterServer) header() *pb.ResponseHeader {
 
 // MemberList lists this member. A linearizable list needs no round: the
 // membership never changes behind it.
-func (cs *clusterServer) MemberList(context.Context, *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+func (cs *clusterServer) MemberList(ctx context.Context, _ *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	if err := cs.guard.someone(ctx); err != nil {
+		return nil, err
+	}
 	return &pb.MemberListResponse{Header: cs.header(), Members: []*pb.Member{cs.self.pb()}}, nil
 }
 
 // MemberAdd checks the peer URLs as etcd does, then refuses (errMemberAdd).
-func (cs *clusterServer) MemberAdd(_ context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+func (cs *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
 	if _, err := types.NewURLs(r.PeerURLs); err != nil {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
+	}
+	if err := cs.guard.root(ctx); err != nil {
+		return nil, err
 	}
 	return nil, errMemberAdd
 }
 
-func (cs *clusterServer) MemberRemove(_ context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+func (cs *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	if err := cs.guard.root(ctx); err != nil {
+		return nil, err
+	}
 	if r.ID != cs.self.id {
 		return nil, rpctypes.ErrGRPCMemberNotFound
 	}
@@ -107,7 +117,10 @@ func (cs *clusterServer) MemberRemove(_ context.Context, r *pb.MemberRemoveReque
 
 // MemberUpdate sets this member's peer URLs, unchecked as etcd leaves
 // them (an empty list included), durably on a data dir.
-func (cs *clusterServer) MemberUpdate(_ context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+func (cs *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	if err := cs.guard.root(ctx); err != nil {
+		return nil, err
+	}
 	if r.ID != cs.self.id {
 		return nil, rpctypes.ErrGRPCMemberNotFound
 	}
@@ -118,7 +131,10 @@ func (cs *clusterServer) MemberUpdate(_ context.Context, r *pb.MemberUpdateReque
 }
 
 // MemberPromote: the one member is a voting member, never a learner.
-func (cs *clusterServer) MemberPromote(_ context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+func (cs *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	if err := cs.guard.root(ctx); err != nil {
+		return nil, err
+	}
 	if r.ID != cs.self.id {
 		return nil, rpctypes.ErrGRPCMemberNotFound
 	}

@@ -9,13 +9,17 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/metastore/metastore/actors"
+	"github.com/metastore/metastore/actors/auth"
 	"github.com/metastore/metastore/actors/msg"
 	"github.com/metastore/metastore/snapshot"
 	"github.com/metastore/metastore/storage"
 )
 
 // grpcErrors maps the core's errors to etcd's, whose text clients match.
-// It is the only place a domain error becomes a gRPC status.
+// It is the only place a domain error becomes a gRPC status. An auth error
+// etcd has no gRPC error for (a password given for a user without one, a
+// JWT signer that only verifies) is not here: it reaches the client as
+// UNKNOWN with the auth package's own text, as etcd's does.
 var grpcErrors = []struct {
 	err  error
 	grpc error
@@ -33,6 +37,23 @@ var grpcErrors = []struct {
 	{snapshot.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
 	{actors.ErrNoDataDir, errNoDataDir},
 	{msg.ErrAlarmUnsupported, errAlarmUnsupported},
+	{auth.ErrRootUserNotExist, rpctypes.ErrGRPCRootUserNotExist},
+	{auth.ErrRootRoleNotExist, rpctypes.ErrGRPCRootRoleNotExist},
+	{auth.ErrUserAlreadyExist, rpctypes.ErrGRPCUserAlreadyExist},
+	{auth.ErrUserEmpty, rpctypes.ErrGRPCUserEmpty},
+	{auth.ErrUserNotFound, rpctypes.ErrGRPCUserNotFound},
+	{auth.ErrRoleAlreadyExist, rpctypes.ErrGRPCRoleAlreadyExist},
+	{auth.ErrRoleNotFound, rpctypes.ErrGRPCRoleNotFound},
+	{auth.ErrRoleEmpty, rpctypes.ErrGRPCRoleEmpty},
+	{auth.ErrAuthFailed, rpctypes.ErrGRPCAuthFailed},
+	{auth.ErrPermissionNotGiven, rpctypes.ErrGRPCPermissionNotGiven},
+	{auth.ErrPermissionDenied, rpctypes.ErrGRPCPermissionDenied},
+	{auth.ErrRoleNotGranted, rpctypes.ErrGRPCRoleNotGranted},
+	{auth.ErrPermissionNotGranted, rpctypes.ErrGRPCPermissionNotGranted},
+	{auth.ErrAuthNotEnabled, rpctypes.ErrGRPCAuthNotEnabled},
+	{auth.ErrInvalidAuthToken, rpctypes.ErrGRPCInvalidAuthToken},
+	{auth.ErrInvalidAuthMgmt, rpctypes.ErrGRPCInvalidAuthMgmt},
+	{auth.ErrAuthOldRevision, rpctypes.ErrGRPCAuthOldRevision},
 	{context.Canceled, rpctypes.ErrGRPCCanceled},
 	{context.DeadlineExceeded, rpctypes.ErrGRPCDeadlineExceeded},
 }

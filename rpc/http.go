@@ -355,6 +355,10 @@ type trackedConn struct {
 	set *connSet
 }
 
+// NetConn is the connection tracked, for the gRPC server's credentials
+// (endedTLS), which look for its TLS state.
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *trackedConn) Close() error {
 	c.set.remove(c)
 	return c.Conn.Close()

@@ -20,6 +20,7 @@ type kvServer struct {
 	pb.UnimplementedKVServer
 	node            *actors.Node
 	hdr             *header
+	guard           *guard
 	maxTxnOps       int
 	maxRequestBytes int
 }
@@ -31,16 +32,33 @@ func (s *kvServer) tooLarge(m proto.Message) error {
 	return nil
 }
 
-func (s *kvServer) Range(_ context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+func (s *kvServer) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	if err := checkRange(r); err != nil {
+		return nil, err
+	}
+	c, err := s.readable(ctx, r.Key, r.RangeEnd)
+	if err != nil {
 		return nil, err
 	}
 	resp, err := s.node.Range(r)
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
+	if err := c.still(s.guard); err != nil {
+		return nil, err
+	}
 	s.hdr.fill(resp.Header)
 	return resp, nil
+}
+
+// readable checks that the caller may read a range, and returns it for
+// the check after the read.
+func (s *kvServer) readable(ctx context.Context, key, end []byte) (caller, error) {
+	c, err := s.guard.caller(ctx)
+	if err != nil {
+		return c, err
+	}
+	return c, c.read(key, end)
 }
 
 // streamChunkKVs is the size of the first chunk of a RangeStream; later
@@ -60,9 +78,16 @@ func (s *kvServer) RangeStream(r *pb.RangeRequest, stream grpc.ServerStreamingSe
 	if shards.HasRevisionFilters(r) {
 		return status.Errorf(codes.Unimplemented, "RangeStream does not support revision filters")
 	}
+	c, err := s.readable(stream.Context(), r.Key, r.RangeEnd)
+	if err != nil {
+		return err
+	}
 	resp, err := s.node.Range(r)
 	if err != nil {
 		return toGRPCError(err)
+	}
+	if err := c.still(s.guard); err != nil {
+		return err
 	}
 	s.hdr.fill(resp.Header)
 	kvs := resp.Kvs
@@ -101,7 +126,16 @@ func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 	if err := checkPut(r); err != nil {
 		return nil, err
 	}
+	// As in etcd: a bad token is refused before the size is looked at,
+	// the permissions after.
+	c, err := s.guard.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.tooLarge(r); err != nil {
+		return nil, err
+	}
+	if err := s.guard.put(ctx, c, r); err != nil {
 		return nil, err
 	}
 	resp, err := s.node.Put(ctx, r)
@@ -116,7 +150,16 @@ func (s *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 	if err := checkDelete(r); err != nil {
 		return nil, err
 	}
+	// As in etcd: a bad token is refused before the size is looked at,
+	// the permissions after.
+	c, err := s.guard.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.tooLarge(r); err != nil {
+		return nil, err
+	}
+	if err := c.deleteRange(r); err != nil {
 		return nil, err
 	}
 	resp, err := s.node.DeleteRange(ctx, r)
@@ -140,20 +183,41 @@ func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	if err := checkDuplicates(r.Failure); err != nil {
 		return nil, err
 	}
-	if !shards.IsTxnReadOnly(r) {
+	c, err := s.guard.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	readOnly := shards.IsTxnReadOnly(r)
+	if !readOnly {
 		if err := s.tooLarge(r); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.guard.txn(ctx, c, r); err != nil {
+		return nil, err
 	}
 	resp, err := s.node.Txn(ctx, r)
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
+	if readOnly {
+		if err := c.still(s.guard); err != nil {
+			return nil, err
+		}
+	}
 	s.hdr.fill(resp.Header)
 	return resp, nil
 }
 
+// Compact is for root alone, as in etcd.
 func (s *kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
+	c, err := s.guard.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.admin(); err != nil {
+		return nil, err
+	}
 	rev, err := s.node.Compact(ctx, r.Revision, r.Physical)
 	if err != nil {
 		return nil, toGRPCError(err)

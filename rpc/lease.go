@@ -14,8 +14,9 @@ import (
 // leaseServer serves etcd's Lease service from the node's lease actor.
 type leaseServer struct {
 	pb.UnimplementedLeaseServer
-	node *actors.Node
-	hdr  *header
+	node  *actors.Node
+	hdr   *header
+	guard *guard
 	// stopping ends the keep-alive streams when the server stops.
 	stopping <-chan struct{}
 }
@@ -23,6 +24,9 @@ type leaseServer struct {
 func (ls *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
 	if ls.node.NoSpace() {
 		return nil, rpctypes.ErrGRPCNoSpace
+	}
+	if _, err := ls.known(ctx); err != nil {
+		return nil, err
 	}
 	g, err := ls.node.LeaseGrant(ctx, r.ID, r.TTL)
 	if err != nil {
@@ -33,7 +37,26 @@ func (ls *leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) 
 	return resp, nil
 }
 
+// known returns the caller if it is someone (with auth on, any user may
+// grant a lease, or ask about one, as in etcd).
+func (ls *leaseServer) known(ctx context.Context) (caller, error) {
+	c, err := ls.guard.caller(ctx)
+	if err != nil {
+		return c, err
+	}
+	return c, c.known()
+}
+
+// LeaseRevoke needs write permission on every key attached to the lease:
+// revoking deletes them.
 func (ls *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+	c, err := ls.known(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ls.guard.leaseKeys(ctx, c, r.ID, true); err != nil {
+		return nil, err
+	}
 	resp, err := ls.node.LeaseRevoke(ctx, r.ID)
 	if err != nil {
 		return nil, toGRPCError(err)
@@ -43,7 +66,17 @@ func (ls *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest
 }
 
 // LeaseTimeToLive answers TTL -1 for a lease that does not exist, as etcd.
+// Asked for its keys, it needs read permission on each.
 func (ls *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
+	c, err := ls.known(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.Keys {
+		if err := ls.guard.leaseKeys(ctx, c, r.ID, false); err != nil {
+			return nil, err
+		}
+	}
 	rem, keys, err := ls.node.LeaseTimeToLive(ctx, r.ID, r.Keys)
 	if err != nil {
 		return nil, toGRPCError(err)
@@ -62,10 +95,22 @@ func (ls *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiv
 	return resp, nil
 }
 
+// LeaseLeases needs read permission on every key of every lease, as in
+// etcd: the list would otherwise tell of leases holding keys the caller
+// may not see.
 func (ls *leaseServer) LeaseLeases(ctx context.Context, _ *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
+	c, err := ls.known(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ids, err := ls.node.LeaseLeases(ctx)
 	if err != nil {
 		return nil, toGRPCError(err)
+	}
+	for _, id := range ids {
+		if err := ls.guard.leaseKeys(ctx, c, id, false); err != nil {
+			return nil, err
+		}
 	}
 	resp := &pb.LeaseLeasesResponse{Header: &pb.ResponseHeader{}, Leases: make([]*pb.LeaseStatus, len(ids))}
 	for i, id := range ids {
@@ -93,6 +138,10 @@ func (ls *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) erro
 				errc <- err
 				return
 			}
+			if err := ls.renewable(ctx, req.ID); err != nil {
+				errc <- err
+				return
+			}
 			resp := &pb.LeaseKeepAliveResponse{ID: req.ID, Header: &pb.ResponseHeader{}}
 			ls.hdr.fill(resp.Header)
 			if resp.TTL, err = ls.node.LeaseKeepAlive(ctx, req.ID); err != nil {
@@ -113,4 +162,15 @@ func (ls *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) erro
 	case <-ls.stopping:
 		return rpctypes.ErrGRPCStopped
 	}
+}
+
+// renewable checks a keep-alive as etcd does, with the token the stream
+// was opened with: someone, with write permission on every key attached
+// to the lease. A refusal ends the stream.
+func (ls *leaseServer) renewable(ctx context.Context, id int64) error {
+	c, err := ls.known(ctx)
+	if err != nil {
+		return err
+	}
+	return ls.guard.leaseKeys(ctx, c, id, true)
 }

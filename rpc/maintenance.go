@@ -43,9 +43,10 @@ var (
 // which is always its own leader.
 type maintenanceServer struct {
 	pb.UnimplementedMaintenanceServer
-	node *actors.Node
-	hdr  *header
-	self *member
+	node  *actors.Node
+	hdr   *header
+	guard *guard
+	self  *member
 	// quota is --quota-backend-bytes as etcd reports it: 0 means the
 	// default, a negative value no quota.
 	quota  int64
@@ -60,6 +61,9 @@ type maintenanceServer struct {
 // memory the sizes are the Go heap's (actors.Node.DBSize): etcdctl divides
 // by them.
 func (ms *maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*pb.StatusResponse, error) {
+	if err := ms.guard.someone(ctx); err != nil {
+		return nil, err
+	}
 	alarms, err := ms.node.Alarm(ctx, &pb.AlarmRequest{Action: pb.AlarmRequest_GET})
 	if err != nil {
 		return nil, toGRPCError(err)
@@ -92,6 +96,14 @@ func (ms *maintenanceServer) Status(ctx context.Context, _ *pb.StatusRequest) (*
 
 // Alarm lists, raises or clears alarms as etcd does (actors.Node.Alarm).
 func (ms *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	// As etcd: listing is for any user, raising or clearing for root.
+	check := ms.guard.root
+	if r.Action == pb.AlarmRequest_GET {
+		check = ms.guard.someone
+	}
+	if err := check(ctx); err != nil {
+		return nil, err
+	}
 	if _, ok := pb.AlarmRequest_AlarmAction_name[int32(r.Action)]; !ok {
 		return nil, errUnknownAlarmAction
 	}
@@ -107,6 +119,9 @@ func (ms *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb
 // Defragment compacts the storage engine; etcd answers an empty response,
 // without a header.
 func (ms *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	if err := ms.guard.root(ctx); err != nil {
+		return nil, err
+	}
 	ms.logger.Info("starting defragment")
 	if err := ms.node.Defragment(ctx); err != nil {
 		ms.logger.Warn("failed to defragment", "err", err)
@@ -120,6 +135,9 @@ func (ms *maintenanceServer) Defragment(ctx context.Context, _ *pb.DefragmentReq
 // snapshot would stream; the header's revision is the one it was taken
 // at, the image's.
 func (ms *maintenanceServer) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.HashResponse, error) {
+	if err := ms.guard.root(ctx); err != nil {
+		return nil, err
+	}
 	img, err := ms.node.Snapshot(ctx, ms.snapshotInfo())
 	if err != nil {
 		return nil, toGRPCError(err)
@@ -136,6 +154,9 @@ func (ms *maintenanceServer) Hash(ctx context.Context, _ *pb.HashRequest) (*pb.H
 
 // HashKV is etcd's hash of the key space at a revision (actors.Node.HashKV).
 func (ms *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	if err := ms.guard.root(ctx); err != nil {
+		return nil, err
+	}
 	h, current, err := ms.node.HashKV(ctx, r.Revision)
 	if err != nil {
 		return nil, toGRPCError(err)
@@ -156,6 +177,9 @@ func (ms *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*
 // is the one computed as the image was written, so a copy damaged on its
 // way through the temporary file is caught by the client's check.
 func (ms *maintenanceServer) Snapshot(_ *pb.SnapshotRequest, srv pb.Maintenance_SnapshotServer) error {
+	if err := ms.guard.root(srv.Context()); err != nil {
+		return err
+	}
 	img, err := ms.node.Snapshot(srv.Context(), ms.snapshotInfo())
 	if err != nil {
 		return toGRPCError(err)
@@ -203,7 +227,10 @@ func (ms *maintenanceServer) snapshotInfo() snapshot.Info {
 // MoveLeader: this member leads and stays leader; moving leadership to
 // itself succeeds at once, as in etcd, and any other target is not a
 // member. etcd answers an empty response, without a header.
-func (ms *maintenanceServer) MoveLeader(_ context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+func (ms *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	if err := ms.guard.root(ctx); err != nil {
+		return nil, err
+	}
 	if r.TargetID != ms.hdr.memberID {
 		return nil, rpctypes.ErrGRPCBadLeaderTransferee
 	}
@@ -213,7 +240,10 @@ func (ms *maintenanceServer) MoveLeader(_ context.Context, r *pb.MoveLeaderReque
 // Downgrade answers VALIDATE as a single etcd v3.7 member does (only 3.6
 // is a valid target), and CANCEL as it does with no downgrade under way;
 // ENABLE checks the target as etcd does, then is refused (errDowngrade).
-func (ms *maintenanceServer) Downgrade(_ context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+func (ms *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	if err := ms.guard.root(ctx); err != nil {
+		return nil, err
+	}
 	switch r.Action {
 	case pb.DowngradeRequest_VALIDATE, pb.DowngradeRequest_ENABLE:
 		if err := checkDowngradeTarget(r.Version); err != nil {

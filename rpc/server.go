@@ -108,10 +108,13 @@ func Start(cfg Config) (*Server, error) {
 	s.node = node
 	meta := node.Meta()
 	hdr := &header{clusterID: meta.ClusterID, memberID: meta.MemberID, revision: node.Revision}
-	s.grpc = grpc.NewServer(append(serverOptions(cfg.MaxRequestBytes), metricsOptions()...)...)
-	kv := &kvServer{node: node, hdr: hdr, maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes}
-	watch := &watchServer{node: node, hdr: hdr, fragmentBytes: cfg.MaxRequestBytes + grpcOverheadBytes, stopping: s.stopping}
-	lease := &leaseServer{node: node, hdr: hdr, stopping: s.stopping}
+	// endedTLS shows gRPC the TLS state of connections whose TLS ended on
+	// the listener, for the client certificate's common name.
+	s.grpc = grpc.NewServer(slices.Concat(serverOptions(cfg.MaxRequestBytes), metricsOptions(), []grpc.ServerOption{grpc.Creds(endedTLS{})})...)
+	g := &guard{node: node, clientCertAuth: cfg.ClientCertAuth}
+	kv := &kvServer{node: node, hdr: hdr, guard: g, maxTxnOps: cfg.MaxTxnOps, maxRequestBytes: cfg.MaxRequestBytes}
+	watch := &watchServer{node: node, hdr: hdr, guard: g, fragmentBytes: cfg.MaxRequestBytes + grpcOverheadBytes, stopping: s.stopping}
+	lease := &leaseServer{node: node, hdr: hdr, guard: g, stopping: s.stopping}
 	pb.RegisterKVServer(s.grpc, kv)
 	pb.RegisterWatchServer(s.grpc, watch)
 	pb.RegisterLeaseServer(s.grpc, lease)
@@ -125,10 +128,9 @@ func Start(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	pb.RegisterClusterServer(s.grpc, &clusterServer{self: self})
-	pb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{node: node, hdr: hdr, self: self, quota: cfg.QuotaBackendBytes, logger: cfg.Logger})
-	// Services whose issues have not landed answer Unimplemented.
-	pb.RegisterAuthServer(s.grpc, pb.UnimplementedAuthServer{})
+	pb.RegisterClusterServer(s.grpc, &clusterServer{self: self, guard: g})
+	pb.RegisterMaintenanceServer(s.grpc, &maintenanceServer{node: node, hdr: hdr, guard: g, self: self, quota: cfg.QuotaBackendBytes, logger: cfg.Logger})
+	pb.RegisterAuthServer(s.grpc, newAuthServer(node, hdr, g, cfg.Auth.BcryptCost))
 	startMetrics(s.grpc, node, cfg.QuotaBackendBytes, cfg.Logger)
 	if s.front, err = serveFront(s.grpc, s.listeners, s.metricsListeners, node, cfg.Logger); err != nil {
 		s.Close()

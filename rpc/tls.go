@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,6 +10,9 @@ import (
 	"net"
 	"os"
 	"sync"
+
+	"github.com/soheilhy/cmux"
+	"google.golang.org/grpc/credentials"
 )
 
 // serverTLS is the TLS of the https client and metrics URLs, as etcd's
@@ -167,3 +171,50 @@ func listenerURL(l net.Listener) string {
 	}
 	return "http://" + l.Addr().String()
 }
+
+// endedTLS is the gRPC server's transport credentials: TLS has already
+// ended on the listener (tlsListener) before the gRPC/HTTP split, so the
+// handshake here does nothing but find the connection's TLS state and
+// hand it to gRPC as the peer's credentials.TLSInfo, where the auth guard
+// reads the client certificate's common name (etcd's --client-cert-auth).
+// Plain-text connections pass through with no security.
+type endedTLS struct{}
+
+// unwrapper is a connection wrapped by the server's own listeners.
+type unwrapper interface{ NetConn() net.Conn }
+
+func (endedTLS) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	for inner := c; inner != nil; {
+		switch t := inner.(type) {
+		case *tls.Conn:
+			return c, credentials.TLSInfo{
+				State:          t.ConnectionState(),
+				CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+			}, nil
+		case *cmux.MuxConn:
+			inner = t.Conn
+		case unwrapper:
+			inner = t.NetConn()
+		default:
+			inner = nil
+		}
+	}
+	return c, plainText{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+}
+
+func (endedTLS) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("rpc: endedTLS serves only")
+}
+
+func (endedTLS) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
+}
+
+func (e endedTLS) Clone() credentials.TransportCredentials { return e }
+
+func (endedTLS) OverrideServerName(string) error { return nil }
+
+// plainText is the AuthInfo of a connection without TLS.
+type plainText struct{ credentials.CommonAuthInfo }
+
+func (plainText) AuthType() string { return "insecure" }

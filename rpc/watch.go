@@ -8,6 +8,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/actors"
@@ -22,8 +23,9 @@ import (
 type watchServer struct {
 	pb.UnimplementedWatchServer
 
-	node *actors.Node
-	hdr  *header
+	node  *actors.Node
+	hdr   *header
+	guard *guard
 	// fragmentBytes is the size past which a response is split for a
 	// watcher that asked for fragments: etcd's request-size limit with its
 	// gRPC allowance.
@@ -90,6 +92,10 @@ func (ws *watchServer) recvLoop(stream pb.Watch_WatchServer, s *watch.Stream, do
 			if !s.Outbox().Reserve(done) {
 				return nil
 			}
+			if reason := ws.denied(stream.Context(), u.CreateRequest); reason != "" {
+				s.Refuse(reason)
+				continue
+			}
 			s.Create(u.CreateRequest)
 		case *pb.WatchRequest_CancelRequest:
 			if u.CancelRequest == nil {
@@ -109,6 +115,28 @@ func (ws *watchServer) recvLoop(stream pb.Watch_WatchServer, s *watch.Stream, do
 			s.RequestProgress()
 		}
 	}
+}
+
+// denied returns why the caller may not watch what r asks for, "" if it
+// may: as etcd, the check is made once, at creation, with the token the
+// stream was opened with, over the whole range (a start revision below 0
+// is refused as compacted first). The reason is etcd's error text.
+func (ws *watchServer) denied(ctx context.Context, r *pb.WatchCreateRequest) string {
+	if r.StartRevision < 0 {
+		return ""
+	}
+	c, err := ws.guard.caller(ctx)
+	if err == nil {
+		key := r.Key
+		if len(key) == 0 {
+			key = []byte{0}
+		}
+		err = c.read(key, r.RangeEnd)
+	}
+	if err == nil {
+		return ""
+	}
+	return status.Convert(err).Message()
 }
 
 // sendLoop sends what the stream's actor queues, in order, until done or a

@@ -35,7 +35,7 @@ func BenchmarkRangeDurable(b *testing.B) {
 			muts = append(muts, storage.Mutation{Key: key, Value: value, Create: rev, Version: 1})
 		}
 		order = order[perRev:]
-		if err := db.Commit([]storage.Entry{{Rev: rev, Base: rev, Muts: muts}}, nil, 0); err != nil {
+		if err := db.Commit([]storage.Entry{{Rev: rev, Base: rev, Muts: muts}}, nil, nil, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

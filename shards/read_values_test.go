@@ -49,7 +49,7 @@ func (ts *twinStores) write(t *testing.T, puts map[string]string, lease int64, d
 		}
 		muts = append(muts, storage.Mutation{Key: k, Delete: true})
 	}
-	if err := ts.db.Commit([]storage.Entry{{Rev: ts.rev, Base: ts.rev, Muts: muts}}, nil, 0); err != nil {
+	if err := ts.db.Commit([]storage.Entry{{Rev: ts.rev, Base: ts.rev, Muts: muts}}, nil, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	ts.dur.settle(ts.rev)

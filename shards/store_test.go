@@ -198,7 +198,7 @@ func testStoreValues(t *testing.T, cacheBytes int64) {
 	err = db.Commit([]storage.Entry{
 		{Rev: 2, Base: 2, Muts: []storage.Mutation{{Key: "k", Value: []byte("a"), Create: 2, Version: 1}}},
 		{Rev: 3, Base: 3, Muts: []storage.Mutation{{Key: "k", Value: []byte("b"), Create: 2, Version: 2}, {Key: "e", Create: 3, Version: 1}}},
-	}, nil, 0)
+	}, nil, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,7 +149,7 @@ func playStore(t *testing.T, h history, drop bool) played {
 	for id, ttl := range h.leases {
 		grants = append(grants, storage.LeaseRecord{ID: id, TTL: ttl})
 	}
-	if err := db.Commit(nil, grants, 0); err != nil {
+	if err := db.Commit(nil, grants, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	type live struct{ create, version int64 }
@@ -159,7 +159,7 @@ func playStore(t *testing.T, h history, drop bool) played {
 	out := played{db: db, hashes: map[int64]KVHash{}}
 	for _, s := range h.steps {
 		if s.compact > 0 {
-			if err := db.Commit(nil, nil, s.compact); err != nil {
+			if err := db.Commit(nil, nil, nil, s.compact); err != nil {
 				t.Fatal(err)
 			}
 			v := view(t, db)
@@ -203,7 +203,7 @@ func playStore(t *testing.T, h history, drop bool) played {
 			keys[c.key] = k
 			e.Muts = append(e.Muts, storage.Mutation{Key: c.key, Value: []byte(c.value), Lease: c.lease, Create: k.create, Version: k.version})
 		}
-		if err := db.Commit([]storage.Entry{e}, nil, 0); err != nil {
+		if err := db.Commit([]storage.Entry{e}, nil, nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,16 +4,22 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/coreos/go-semver/semver"
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/authpb"
 	"go.etcd.io/etcd/client/pkg/v3/types"
+	"go.etcd.io/etcd/server/v3/auth"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
 	"go.etcd.io/etcd/server/v3/lease/leasepb"
 	"go.etcd.io/etcd/server/v3/storage/backend"
@@ -21,6 +27,7 @@ import (
 	"go.etcd.io/etcd/server/v3/storage/schema"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/storage"
 )
@@ -36,7 +43,7 @@ const StorageVersion = "3.7.0"
 var clusterVersion = semver.Version{Major: 3, Minor: 7}
 
 // authRevision is the auth revision of an etcd that never changed its
-// auth settings.
+// auth settings: an image of a data dir without auth records says so.
 const authRevision = 1
 
 // keysPerCommit bounds the records Build writes in one bbolt transaction,
@@ -83,8 +90,10 @@ type Image struct {
 // up to info.Revision), lease (each lease's ID and TTL), meta (consistent
 // index and term, conf state, storage version, scheduled and finished
 // compact revision), members (this one member, as etcd's membership writes
-// it), cluster (the cluster version), auth (disabled, at revision 1), and
-// the empty alarm, members_removed, authUsers and authRoles.
+// it), cluster (the cluster version), auth, authUsers and authRoles (the
+// view's auth state; with none, auth disabled at revision 1 and no user
+// or role, as etcd's own before any auth request), and the empty alarm and
+// members_removed.
 func Build(ctx context.Context, v *storage.View, info Info, tmpDir string) (_ *Image, err error) {
 	rev := info.Revision
 	if rev == 0 {
@@ -130,6 +139,10 @@ func writeBackend(ctx context.Context, v *storage.View, info Info, rev int64, pa
 	if err != nil {
 		return err
 	}
+	authRecs, err := v.Auth()
+	if err != nil {
+		return err
+	}
 	keep, err := survivors(ctx, v, v.Compact())
 	if err != nil {
 		return err
@@ -152,11 +165,13 @@ func writeBackend(ctx context.Context, v *storage.View, info Info, rev int64, pa
 	}
 	tx.Unlock()
 
-	abe := schema.NewAuthBackend(lg, be)
-	atx := abe.BatchTx()
+	atx := schema.NewAuthBackend(lg, be).BatchTx()
 	atx.Lock()
-	atx.UnsafeSaveAuthRevision(authRevision)
+	err = writeAuth(atx, authRecs)
 	atx.Unlock()
+	if err != nil {
+		return err
+	}
 	mbe := schema.NewMembershipBackend(lg, be)
 	mbe.MustSaveMemberToBackend(&membership.Member{
 		ID:             types.ID(info.MemberID),
@@ -169,6 +184,40 @@ func writeBackend(ctx context.Context, v *storage.View, info Info, rev int64, pa
 		return err
 	}
 	be.ForceCommit()
+	return nil
+}
+
+// writeAuth writes the auth state of a data dir (storage.AuthRecord's
+// keys and values) with etcd's schema, which encodes it as etcd's auth
+// store does: the records hold etcd's encoding already, so the buckets get
+// the same bytes. A record that does not decode fails the image rather
+// than leave a user or role out of it.
+func writeAuth(atx auth.AuthBatchTx, recs map[string][]byte) error {
+	rev := uint64(authRevision)
+	for _, key := range slices.Sorted(maps.Keys(recs)) {
+		v := recs[key]
+		switch {
+		case key == storage.AuthEnabledKey && len(v) == 1:
+			atx.UnsafeSaveAuthEnabled(v[0] == 1)
+		case key == storage.AuthRevisionKey && len(v) == 8:
+			rev = binary.BigEndian.Uint64(v)
+		case strings.HasPrefix(key, storage.AuthUserPrefix):
+			var u authpb.User
+			if err := proto.Unmarshal(v, &u); err != nil || string(u.Name) != key[len(storage.AuthUserPrefix):] {
+				return fmt.Errorf("corrupt auth record %q (%v)", key, err)
+			}
+			atx.UnsafePutUser(&u)
+		case strings.HasPrefix(key, storage.AuthRolePrefix):
+			var r authpb.Role
+			if err := proto.Unmarshal(v, &r); err != nil || string(r.Name) != key[len(storage.AuthRolePrefix):] {
+				return fmt.Errorf("corrupt auth record %q (%v)", key, err)
+			}
+			atx.UnsafePutRole(&r)
+		default:
+			return fmt.Errorf("corrupt auth record %q = %x", key, v)
+		}
+	}
+	atx.UnsafeSaveAuthRevision(rev)
 	return nil
 }
 

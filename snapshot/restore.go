@@ -11,6 +11,7 @@ import (
 	"runtime"
 
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/authpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/server/v3/lease/leasepb"
 	"go.etcd.io/etcd/server/v3/storage/mvcc"
@@ -42,8 +43,9 @@ type RestoreResult struct {
 	// Revision and CompactRevision are the new dir's.
 	Revision, CompactRevision int64
 	// Keys is the number of keys live at Revision, Records the number of
-	// records (revisions of keys) restored, Leases the number of leases.
-	Keys, Records, Leases int
+	// records (revisions of keys) restored, Leases the number of leases,
+	// Users and Roles those of the auth state.
+	Keys, Records, Leases, Users, Roles int
 	// ClusterID and MemberID are the new dir's: a restore makes a new
 	// cluster, as etcdutl's does.
 	ClusterID, MemberID uint64
@@ -59,12 +61,13 @@ type RestoreResult struct {
 // leaves dir empty.
 //
 // It keeps every record of the key bucket as it is (revision, sub
-// revision, create revision, version, lease, value), the leases and the
+// revision, create revision, version, lease, value), the leases, the auth
+// state (users, roles, whether auth is enabled, the auth revision) and the
 // compact revision: the scheduled one if etcd had not finished it, which
 // the new dir completes when it opens, as etcd would. The new dir's
 // revision is the newest record's, or the compact revision if newer, as
-// etcd computes its own on startup. Auth, members and alarms are not
-// restored: MetaStore has no auth yet, and a restore makes a new cluster.
+// etcd computes its own on startup. Members and alarms are not restored:
+// a restore makes a new cluster.
 func Restore(file, dir string, opts RestoreOptions) (RestoreResult, error) {
 	if opts.Shards == 0 {
 		opts.Shards = max(2, runtime.NumCPU())
@@ -166,8 +169,8 @@ func checkTx(tx *bolt.Tx, file string, verified bool) error {
 	return nil
 }
 
-// readInto hands the key and lease buckets and the compact revision to r,
-// and counts them in res.
+// readInto hands the key, lease and auth buckets and the compact revision
+// to r, and counts them in res.
 func readInto(tx *bolt.Tx, r *storage.Restorer, res *RestoreResult) (err error) {
 	// bbolt reports damage it meets while reading as panics.
 	defer func() {
@@ -221,8 +224,66 @@ func readInto(tx *bolt.Tx, r *storage.Restorer, res *RestoreResult) (err error) 
 			res.Leases++
 			return r.Lease(l.ID, l.TTL)
 		})
+		if err != nil {
+			return err
+		}
 	}
-	return err
+	return readAuth(tx, r, res)
+}
+
+// readAuth hands the auth buckets to r as storage.AuthRecord keys and
+// values: users and roles with the bytes etcd stored (checked to decode as
+// theirs), the enabled flag as etcd reads it (on only if it is 1), and the
+// auth revision. A snapshot without them (auth never touched) gives none.
+func readAuth(tx *bolt.Tx, r *storage.Restorer, res *RestoreResult) error {
+	if b := tx.Bucket(schema.Auth.Name()); b != nil {
+		if v := b.Get(schema.AuthEnabledKeyName); v != nil {
+			on := byte(0)
+			if bytes.Equal(v, []byte{1}) {
+				on = 1
+			}
+			if err := r.Auth(storage.AuthEnabledKey, []byte{on}); err != nil {
+				return err
+			}
+		}
+		if v := b.Get(schema.AuthRevisionKeyName); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: auth revision %x is not 8 bytes", ErrCorrupt, v)
+			}
+			if err := r.Auth(storage.AuthRevisionKey, v); err != nil {
+				return err
+			}
+		}
+	}
+	buckets := []struct {
+		bucket []byte
+		prefix string
+		msg    interface {
+			proto.Message
+			GetName() []byte
+		}
+		n *int
+	}{
+		{schema.AuthUsers.Name(), storage.AuthUserPrefix, &authpb.User{}, &res.Users},
+		{schema.AuthRoles.Name(), storage.AuthRolePrefix, &authpb.Role{}, &res.Roles},
+	}
+	for _, a := range buckets {
+		b := tx.Bucket(a.bucket)
+		if b == nil {
+			continue
+		}
+		err := b.ForEach(func(k, v []byte) error {
+			if err := proto.Unmarshal(v, a.msg); err != nil || !bytes.Equal(a.msg.GetName(), k) {
+				return fmt.Errorf("%w: %s record %q: %v", ErrCorrupt, a.bucket, k, err)
+			}
+			*a.n++
+			return r.Auth(a.prefix+string(k), v)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // compactRevision reads the compact revision from the meta bucket: the

@@ -6,7 +6,7 @@ import (
 )
 
 // keySpaceEnd is above every key the data dir holds: they all start with
-// an ASCII prefix (m/, r/, l/, c/).
+// an ASCII prefix (m/, r/, l/, c/, a/).
 var keySpaceEnd = []byte{0xff}
 
 // Defragment is etcd's defragmentation for pebble: it compacts the whole

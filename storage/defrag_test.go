@@ -23,7 +23,7 @@ func defragFill(t *testing.T, db *DB, first int64, n, size int) []KeyRev {
 		entries = append(entries, Entry{Rev: rev, Base: rev, Muts: []Mutation{{Key: key, Value: value(size), Create: -1, Version: 1}}})
 		recs = append(recs, KeyRev{Key: key, Rev: rev})
 		if len(entries) == 100 || i == n-1 {
-			if err := db.Commit(entries, nil, 0); err != nil {
+			if err := db.Commit(entries, nil, nil, 0); err != nil {
 				t.Fatal(err)
 			}
 			entries = entries[:0]
@@ -110,7 +110,7 @@ func TestDefragmentBesideCommits(t *testing.T) {
 	const commits = 50
 	for i := range commits {
 		rev := int64(1002 + i)
-		err := db.Commit([]Entry{{Rev: rev, Base: rev, Muts: []Mutation{{Key: fmt.Sprintf("w%03d", i), Value: []byte("x"), Create: -1, Version: 1}}}}, nil, 0)
+		err := db.Commit([]Entry{{Rev: rev, Base: rev, Muts: []Mutation{{Key: fmt.Sprintf("w%03d", i), Value: []byte("x"), Create: -1, Version: 1}}}}, nil, nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

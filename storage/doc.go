@@ -20,9 +20,15 @@
 //	l/<id>              one lease (8-byte ID): its TTL in seconds (uvarint);
 //	                    written by its grant, deleted by its revoke, in the
 //	                    commit group of that change
+//	a/<key>             one record of the auth state, in etcd's encoding:
+//	                    u/<user> (authpb.User), r/<role> (authpb.Role),
+//	                    enabled (1 byte), revision (8 bytes); written, or
+//	                    deleted, in the commit group of the auth request
+//	                    that changed it
 //
-// Prefixes a/ (auth) and c/ (membership) are reserved, so they can land
-// without a format break.
+// The prefix c/ (membership) is reserved for more of the member's own
+// state, so it can grow without a format break; readers of one prefix
+// bound their iterators to it and never see another's keys.
 //
 // Records are keyed by revision first, as etcd keys its bbolt bucket, so
 // that writes append at the end of the key space, and no metadata is

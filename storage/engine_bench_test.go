@@ -30,7 +30,7 @@ func BenchmarkCommitGroup(b *testing.B) {
 					rev++
 					entries[i] = Entry{Rev: rev, Base: rev, Muts: []Mutation{{Key: fmt.Sprintf("key/%d", rev%100000), Value: value, Create: rev, Version: 1}}}
 				}
-				if err := db.Commit(entries, nil, 0); err != nil {
+				if err := db.Commit(entries, nil, nil, 0); err != nil {
 					b.Fatal(err)
 				}
 			}

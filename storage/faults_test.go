@@ -23,7 +23,7 @@ func fill(t *testing.T, db *DB, from, n int) int64 {
 	for i := from; i < from+n; i++ {
 		rev := int64(i + 1)
 		muts := []Mutation{{Key: fmt.Sprintf("key-%05d", i), Value: value, Create: rev, Version: 1}}
-		if err := db.Commit([]Entry{{Rev: rev, Base: rev, Muts: muts}}, nil, 0); err != nil {
+		if err := db.Commit([]Entry{{Rev: rev, Base: rev, Muts: muts}}, nil, nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -238,13 +238,13 @@ func TestWritesAfterFailureOrClose(t *testing.T) {
 	}
 	fill(t, db, 1, 3)
 	fail.Store(true)
-	first := db.Commit([]Entry{{Rev: 5, Base: 5, Muts: []Mutation{{Key: "x", Create: 5, Version: 1}}}}, nil, 0)
+	first := db.Commit([]Entry{{Rev: 5, Base: 5, Muts: []Mutation{{Key: "x", Create: 5, Version: 1}}}}, nil, nil, 0)
 	if !errors.Is(first, syscall.EIO) {
 		t.Fatalf("commit on a failing log = %v, want EIO", first)
 	}
 	fail.Store(false)
 	for name, write := range map[string]func() error{
-		"commit": func() error { return db.Commit(nil, nil, 3) },
+		"commit": func() error { return db.Commit(nil, nil, nil, 3) },
 		"drop":   func() error { return db.Drop([]KeyRev{{Key: "key-00001", Rev: 2}}) },
 		"alarm":  func() error { return db.SetNoSpace(true) },
 	} {
@@ -253,7 +253,7 @@ func TestWritesAfterFailureOrClose(t *testing.T) {
 		}
 	}
 	db.Close()
-	if err := db.Commit(nil, nil, 3); !errors.Is(err, ErrClosed) {
+	if err := db.Commit(nil, nil, nil, 3); !errors.Is(err, ErrClosed) {
 		t.Fatalf("commit after Close = %v, want ErrClosed", err)
 	}
 }

@@ -42,7 +42,7 @@ func TestHistoryOrder(t *testing.T) {
 		{Rev: 3, Base: 2, Muts: []Mutation{{Key: "m", Delete: true}, {Key: "b", Create: -2, Version: 1}}},
 		{Rev: 4, Base: 2, Muts: []Mutation{{Key: "a", Create: 2, Version: 2}}},
 	}
-	if err := db.Commit(entries, nil, 0); err != nil {
+	if err := db.Commit(entries, nil, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -98,7 +98,7 @@ func TestUpgradeFromNoSub(t *testing.T) {
 	if err := db.Writable(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Commit([]Entry{{Rev: 3, Base: 3, Muts: []Mutation{{Key: "d", Create: -1, Version: 1}, {Key: "c", Create: -1, Version: 1}}}}, nil, 0); err != nil {
+	if err := db.Commit([]Entry{{Rev: 3, Base: 3, Muts: []Mutation{{Key: "d", Create: -1, Version: 1}, {Key: "c", Create: -1, Version: 1}}}}, nil, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := historyOf(t, db, 1, 3), []string{"2:a", "2:b", "3:d", "3:c"}; !slices.Equal(got, want) {

@@ -18,17 +18,17 @@ const restoreBatchBytes = 4 << 20
 // ErrNotEmpty is returned by Restore for a dir that has anything in it.
 var ErrNotEmpty = errors.New("storage: restore into a dir that is not empty")
 
-// Restorer writes a new data dir from the records, leases and compact
-// revision of another store (an etcd snapshot, or a MetaStore one), keeping
-// each record exactly as given, its sub revision included: after a
-// compaction the sub revisions of a revision need not run 0, 1, 2.
+// Restorer writes a new data dir from the records, leases, auth state and
+// compact revision of another store (an etcd snapshot, or a MetaStore
+// one), keeping each record exactly as given, its sub revision included:
+// after a compaction the sub revisions of a revision need not run 0, 1, 2.
 //
 // Records go in with Record, in etcd's order (by revision, then sub
-// revision), leases with Lease, and Finish makes the dir: until it has
-// returned, the dir has no format marker, and Open refuses it as not a
-// MetaStore data dir (so a restore that stops half way cannot be started
-// from). Abort, or a failed Finish, removes what was written. A Restorer
-// is used from one goroutine.
+// revision), leases with Lease, auth records with Auth, and Finish makes
+// the dir: until it has returned, the dir has no format marker, and Open
+// refuses it as not a MetaStore data dir (so a restore that stops half way
+// cannot be started from). Abort, or a failed Finish, removes what was
+// written. A Restorer is used from one goroutine.
 type Restorer struct {
 	d     *DB
 	batch *pebble.Batch

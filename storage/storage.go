@@ -475,13 +475,14 @@ type Entry struct {
 }
 
 // Commit writes entries (in revision order), the lease changes that take
-// no revision (grants, revokes of leases without keys) and, if compact >
-// 0, the compact revision, as one batch with one sync. A lease's grant and
+// no revision (grants, revokes of leases without keys), the auth changes
+// (in the order given: a later record of a key wins) and, if compact > 0,
+// the compact revision, as one batch with one sync. A lease's grant and
 // its revoke never share a commit: a revoke starts only once the grant is
 // durable.
 //
 // A failed commit returns an error after which nothing may be written.
-func (d *DB) Commit(entries []Entry, leases []LeaseRecord, compact int64) (err error) {
+func (d *DB) Commit(entries []Entry, leases []LeaseRecord, auth []AuthRecord, compact int64) (err error) {
 	if err := d.beginWrite(); err != nil {
 		return err
 	}
@@ -518,6 +519,7 @@ func (d *DB) Commit(entries []Entry, leases []LeaseRecord, compact int64) (err e
 		putLeases(b, e.Leases)
 	}
 	putLeases(b, leases)
+	putAuth(b, auth)
 	if compact > 0 {
 		_ = b.Set(keyCompact, be64(compact), nil)
 	}

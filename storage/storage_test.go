@@ -81,7 +81,7 @@ func TestCommitLoadRoundTrip(t *testing.T) {
 	}
 	// Leases are granted in a commit of their own: a revoke starts only
 	// once its grant is durable, so the two never share a commit.
-	if err := db.Commit(nil, []LeaseRecord{{ID: 5, TTL: 10}, {ID: 6, TTL: 20}}, 0); err != nil {
+	if err := db.Commit(nil, []LeaseRecord{{ID: 5, TTL: 10}, {ID: 6, TTL: 20}}, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	// Revisions 2 and 3 were stamped together: the second put of b names
@@ -90,7 +90,7 @@ func TestCommitLoadRoundTrip(t *testing.T) {
 		{Rev: 2, Base: 2, Muts: []Mutation{{Key: "a", Value: []byte("1"), Create: -1, Version: 1}, {Key: "b", Value: []byte("x"), Lease: 5, Create: -1, Version: 1}}},
 		{Rev: 3, Base: 2, Muts: []Mutation{{Key: "b", Value: []byte("y"), Create: -1, Version: 2}, {Key: "a", Delete: true}},
 			Leases: []LeaseRecord{{ID: 6, Revoke: true}}},
-	}, []LeaseRecord{{ID: 7, TTL: 30}}, 2)
+	}, []LeaseRecord{{ID: 7, TTL: 30}}, nil, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func TestValues(t *testing.T) {
 		{Rev: 3, Base: 3, Muts: []Mutation{{Key: "a", Delete: true}}},
 		{Rev: 4, Base: 4, Muts: []Mutation{{Key: "c", Value: nil, Create: 4, Version: 1}, {Key: "b", Value: []byte("b4"), Lease: 7, Create: 2, Version: 2}}},
 		{Rev: 5, Base: 5, Muts: []Mutation{{Key: "a", Value: []byte("a5"), Create: 5, Version: 1}}},
-	}, nil, 0)
+	}, nil, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestValuesMatchValue(t *testing.T) {
 			muts = append(muts, Mutation{Key: key, Value: value, Create: rev, Version: 1})
 			all = append(all, KeyRev{Key: key, Rev: rev})
 		}
-		if err := db.Commit([]Entry{{Rev: rev, Base: rev, Muts: muts}}, nil, 0); err != nil {
+		if err := db.Commit([]Entry{{Rev: rev, Base: rev, Muts: muts}}, nil, nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,7 +11,8 @@ import (
 )
 
 // View is a consistent read-only picture of a data dir: its records,
-// leases and compact revision as of one instant, on a pebble snapshot.
+// leases, auth state and compact revision as of one instant, on a pebble
+// snapshot.
 // Writers go on while it is open (a snapshot blocks nobody; it only keeps
 // the versions it sees from being compacted away). It is what HashKV and
 // snapshot images read.

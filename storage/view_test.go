@@ -47,7 +47,7 @@ func TestViewIsOneInstant(t *testing.T) {
 		{Rev: 2, Base: 2, Muts: []Mutation{{Key: "z", Value: []byte("1"), Create: -1, Version: 1}, {Key: "a", Value: []byte("2"), Create: -1, Version: 1, Lease: 7}}},
 		{Rev: 3, Base: 2, Muts: []Mutation{{Key: "z", Delete: true}}},
 	}
-	if err := db.Commit(entries, []LeaseRecord{{ID: 7, TTL: 30}, {ID: 8, TTL: 60}}, 2); err != nil {
+	if err := db.Commit(entries, []LeaseRecord{{ID: 7, TTL: 30}, {ID: 8, TTL: 60}}, nil, 2); err != nil {
 		t.Fatal(err)
 	}
 	v, err := db.View()
@@ -56,7 +56,7 @@ func TestViewIsOneInstant(t *testing.T) {
 	}
 	defer v.Close()
 	later := []Entry{{Rev: 4, Base: 4, Muts: []Mutation{{Key: "b", Value: []byte("3"), Create: -1, Version: 1}}}}
-	if err := db.Commit(later, []LeaseRecord{{ID: 8, Revoke: true}, {ID: 9, TTL: 5}}, 3); err != nil {
+	if err := db.Commit(later, []LeaseRecord{{ID: 8, Revoke: true}, {ID: 9, TTL: 5}}, nil, 3); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Drop([]KeyRev{{Key: "z", Rev: 2}}); err != nil {
@@ -102,7 +102,7 @@ func TestViewRevs(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openTestDB(t)
-			if err := db.Commit(tc.entries, nil, tc.compact); err != nil {
+			if err := db.Commit(tc.entries, nil, nil, tc.compact); err != nil {
 				t.Fatal(err)
 			}
 			v, err := db.View()
@@ -131,7 +131,7 @@ func TestViewRanksRecordsWithoutSub(t *testing.T) {
 	if err := db.Writable(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Commit([]Entry{{Rev: 3, Base: 3, Muts: []Mutation{{Key: "d", Create: -1, Version: 1}, {Key: "c", Create: -1, Version: 1}}}}, nil, 0); err != nil {
+	if err := db.Commit([]Entry{{Rev: 3, Base: 3, Muts: []Mutation{{Key: "d", Create: -1, Version: 1}, {Key: "c", Create: -1, Version: 1}}}}, nil, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	v, err := db.View()
@@ -151,7 +151,7 @@ func TestViewAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Commit([]Entry{{Rev: 2, Base: 2, Muts: []Mutation{{Key: "a", Create: -1, Version: 1}, {Key: "b", Create: -1, Version: 1}}}}, nil, 0); err != nil {
+	if err := db.Commit([]Entry{{Rev: 2, Base: 2, Muts: []Mutation{{Key: "a", Create: -1, Version: 1}, {Key: "b", Create: -1, Version: 1}}}}, nil, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	v, err := db.View()

@@ -14,6 +14,8 @@
 //	            Node → shard: CompactShard
 //	alarm.go    Node → sequencer: Alarm (etcd's alarm requests),
 //	            answered with AlarmResult
+//	auth.go     auth actor → sequencer: LogAuth, the auth changes to make
+//	            durable
 //	errors.go   the errors those answers carry, which the rpc layer maps to
 //	            etcd's
 //

@@ -19,7 +19,7 @@ import (
 // Log makes stamped revisions durable. Commit is called with one group at a
 // time, in revision order, from a goroutine of the sequencer's own.
 type Log interface {
-	Commit(entries []storage.Entry, leases []storage.LeaseRecord, compact int64) error
+	Commit(entries []storage.Entry, leases []storage.LeaseRecord, auth []storage.AuthRecord, compact int64) error
 	// Size is the space the log uses, checked against the quota.
 	Size() int64
 	// SetNoSpace records the NOSPACE alarm durably.
@@ -57,16 +57,19 @@ type Config struct {
 }
 
 // group is what the sequencer hands the committer in one message: the
-// writes of one Stamp, or a compaction. The committer merges every group
-// queued while it was syncing into one commit, which shares one sync.
+// writes of one Stamp, or a compaction, with the lease and auth changes
+// logged meanwhile. The committer merges every group queued while it was
+// syncing into one commit, which shares one sync.
 type group struct {
 	entries []storage.Entry
 	leases  []storage.LeaseRecord // lease changes that take no revision
+	auth    []storage.AuthRecord  // auth changes, in the order they were made
 	bytes   int                   // about what entries cost in a pebble batch
 	last    int64                 // the newest revision in entries, or the durable one
 	compact int64
-	// replies are Compact and LogLeases answers, called with nil once the
-	// group is durable, or with the log's failure if it never will be.
+	// replies are Compact, LogLeases and LogAuth answers, called with nil
+	// once the group is durable, or with the log's failure if it never
+	// will be.
 	replies []func(err error)
 }
 
@@ -207,6 +210,8 @@ func (s *sequencer) Receive(ctx actor.Context) {
 		s.compact(m)
 	case *msg.LogLeases:
 		s.logLeases(m)
+	case *msg.LogAuth:
+		s.logAuth(m)
 	case *msg.Alarm:
 		s.alarm(m)
 	case *synced:
@@ -321,7 +326,7 @@ func (s *sequencer) committer(root *actor.RootContext, self *actor.PID) {
 			continue
 		}
 		start := time.Now()
-		err := s.cfg.Log.Commit(g.entries, g.leases, g.compact)
+		err := s.cfg.Log.Commit(g.entries, g.leases, g.auth, g.compact)
 		if err == nil {
 			metrics.Commit(len(g.entries), g.bytes, time.Since(start))
 		}
@@ -346,6 +351,7 @@ func drain(g *group, queue <-chan *group, maxBytes int) (merged, carry *group) {
 		}
 		g.entries = append(g.entries, next.entries...)
 		g.leases = append(g.leases, next.leases...)
+		g.auth = append(g.auth, next.auth...)
 		g.bytes += next.bytes
 		g.last = max(g.last, next.last)
 		g.compact = max(g.compact, next.compact)
@@ -510,15 +516,30 @@ func (s *sequencer) compact(m *msg.Compact) {
 // logLeases queues lease changes that take no revision for the next commit
 // and answers once it is durable (at once without a log).
 func (s *sequencer) logLeases(m *msg.LogLeases) {
+	s.logUnstamped(m.Reply, func(g *group) { g.leases = append(g.leases, m.Records...) })
+}
+
+// logAuth queues auth changes for the next commit and answers once it is
+// durable (at once without a log). Groups are committed in order and merged
+// in order, so a later change of the same record is written after an
+// earlier one and wins.
+func (s *sequencer) logAuth(m *msg.LogAuth) {
+	s.logUnstamped(m.Reply, func(g *group) { g.auth = append(g.auth, m.Records...) })
+}
+
+// logUnstamped adds changes that take no revision to the pending group and
+// answers reply once they are durable: at once without a log, with the
+// failure after the log failed.
+func (s *sequencer) logUnstamped(reply func(error), add func(*group)) {
 	switch {
 	case s.failed != nil:
-		m.Reply(s.failed)
+		reply(s.failed)
 	case s.cfg.Log == nil:
-		m.Reply(nil)
+		reply(nil)
 	default:
 		g := s.pendingGroup()
-		g.leases = append(g.leases, m.Records...)
-		g.replies = append(g.replies, m.Reply)
+		add(g)
+		g.replies = append(g.replies, reply)
 		s.flush()
 	}
 }

@@ -14,8 +14,9 @@ import (
 )
 
 // gatedLog is a Log whose first Commit waits for gate to close, so that a
-// test can pile writes up behind a sync. It records every revision in the
-// order it was committed, and how many commits there were.
+// test can pile writes up behind a sync. It records every revision and
+// auth record in the order they were committed, and how many commits there
+// were.
 type gatedLog struct {
 	gate    chan struct{}
 	started chan struct{} // closed when the first Commit has begun
@@ -24,9 +25,11 @@ type gatedLog struct {
 	commits int
 	revs    []int64
 	sizes   []int // revisions in each commit, in order
+	auth    []storage.AuthRecord
+	authAt  []int // the commit (1 the first) of each auth record
 }
 
-func (l *gatedLog) Commit(entries []storage.Entry, _ []storage.LeaseRecord, compact int64) error {
+func (l *gatedLog) Commit(entries []storage.Entry, _ []storage.LeaseRecord, auth []storage.AuthRecord, compact int64) error {
 	l.mu.Lock()
 	l.commits++
 	first := l.commits == 1
@@ -40,6 +43,10 @@ func (l *gatedLog) Commit(entries []storage.Entry, _ []storage.LeaseRecord, comp
 	l.sizes = append(l.sizes, len(entries))
 	for _, e := range entries {
 		l.revs = append(l.revs, e.Rev)
+	}
+	for _, a := range auth {
+		l.auth = append(l.auth, a)
+		l.authAt = append(l.authAt, l.commits)
 	}
 	return nil
 }

@@ -24,7 +24,9 @@ type spaceLog struct {
 	noSpace bool
 }
 
-func (l *spaceLog) Commit([]storage.Entry, []storage.LeaseRecord, int64) error { return nil }
+func (l *spaceLog) Commit([]storage.Entry, []storage.LeaseRecord, []storage.AuthRecord, int64) error {
+	return nil
+}
 
 func (l *spaceLog) Size() int64 {
 	l.mu.Lock()
@@ -238,6 +240,6 @@ func TestAlarmAfterFailure(t *testing.T) {
 // failingLog fails every commit.
 type failingLog struct{ *spaceLog }
 
-func (failingLog) Commit([]storage.Entry, []storage.LeaseRecord, int64) error {
+func (failingLog) Commit([]storage.Entry, []storage.LeaseRecord, []storage.AuthRecord, int64) error {
 	return errors.New("disk on fire")
 }

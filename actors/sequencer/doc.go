@@ -26,10 +26,10 @@
 // committed and no write is acknowledged (Revisions.Failed).
 //
 // Messages in: msg.Stamp, msg.Installed, msg.Deliver, msg.Compact,
-// msg.LogLeases, msg.Alarm. Out: msg.Stamped, the replies' sends,
-// msg.CompactResult, msg.AlarmResult. Published for
-// lock-free readers, with the sequencer as their single writer: Revisions
-// (visible and compact revisions, the NOSPACE alarm, the log's failure).
+// msg.LogLeases, msg.LogAuth, msg.Alarm. Out: msg.Stamped, the replies'
+// sends, msg.CompactResult, msg.AlarmResult. Published for lock-free
+// readers, with the sequencer as their single writer: Revisions (visible
+// and compact revisions, the NOSPACE alarm, the log's failure).
 //
 // The pure state machine of steps 1, 2, 4 and 5 is core, tested without an
 // actor system; actor.go is the shell around it, with the committer and

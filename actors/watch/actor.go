@@ -107,6 +107,8 @@ func (a *watchActor) Receive(ctx actor.Context) {
 		a.core.close(m.s)
 	case created:
 		read = a.core.create(m.s, m.r)
+	case refused:
+		a.core.refuse(m.s, m.reason)
 	case canceled:
 		a.core.cancel(m.s, m.id)
 	case progressAsked:

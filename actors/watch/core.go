@@ -192,6 +192,16 @@ func (c *core) close(h *Stream) {
 	s.out.close()
 }
 
+// refuse answers a create request with a watcher created and canceled at
+// once for reason, as etcd answers one it will not serve.
+func (c *core) refuse(h *Stream, reason string) {
+	s := c.streams[h]
+	if s == nil {
+		return
+	}
+	s.out.push(Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: c.now()}, WatchId: -1, Created: true, Canceled: true, CancelReason: reason}, Control: true, answer: true}, 64)
+}
+
 // create starts a watcher as etcd's watch stream does, and answers it.
 func (c *core) create(h *Stream, r *pb.WatchCreateRequest) *readReq {
 	s := c.streams[h]
@@ -199,11 +209,8 @@ func (c *core) create(h *Stream, r *pb.WatchCreateRequest) *readReq {
 		return nil
 	}
 	now := c.now()
-	refuse := func(reason string) {
-		s.out.push(Item{Resp: &pb.WatchResponse{Header: &pb.ResponseHeader{Revision: now}, WatchId: -1, Created: true, Canceled: true, CancelReason: reason}, Control: true, answer: true}, 64)
-	}
 	if r.StartRevision < 0 {
-		refuse(reasonCompacted)
+		c.refuse(h, reasonCompacted)
 		return nil
 	}
 	w := &watcher{stream: s, key: string(r.Key), startRev: r.StartRevision, prevKV: r.PrevKv, fragment: r.Fragment, progress: r.ProgressNotify, progressDue: true}
@@ -217,7 +224,7 @@ func (c *core) create(h *Stream, r *pb.WatchCreateRequest) *readReq {
 	default:
 		w.end = string(r.RangeEnd)
 		if w.key >= w.end {
-			refuse(reasonEmptyRange)
+			c.refuse(h, reasonEmptyRange)
 			return nil
 		}
 	}
@@ -237,7 +244,7 @@ func (c *core) create(h *Stream, r *pb.WatchCreateRequest) *readReq {
 		w.id = s.nextID
 		s.nextID++
 	} else if s.watchers[w.id] != nil {
-		refuse(reasonDuplicateID)
+		c.refuse(h, reasonDuplicateID)
 		return nil
 	}
 	s.watchers[w.id] = w

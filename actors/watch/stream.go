@@ -33,6 +33,11 @@ func (s *Stream) Outbox() *Outbox { return s.out }
 // with etcd's reason) comes through the outbox.
 func (s *Stream) Create(r *pb.WatchCreateRequest) { s.root.Send(s.pid, created{s, r}) }
 
+// Refuse answers a create request the caller may not make (etcd's answer
+// to a watch on a range its user may not read): created and canceled at
+// once, with reason, in order with the stream's other answers.
+func (s *Stream) Refuse(reason string) { s.root.Send(s.pid, refused{s, reason}) }
+
 // Cancel cancels watcher id; the answer comes through the outbox, none for
 // an unknown ID (as etcd).
 func (s *Stream) Cancel(id int64) { s.root.Send(s.pid, canceled{s, id}) }
@@ -46,8 +51,12 @@ func (s *Stream) Close() { s.root.Send(s.pid, closed{s}) }
 
 // The messages a Stream sends its actor.
 type (
-	opened        struct{ s *Stream }
-	closed        struct{ s *Stream }
+	opened  struct{ s *Stream }
+	closed  struct{ s *Stream }
+	refused struct {
+		s      *Stream
+		reason string
+	}
 	drained       struct{ s *Stream }
 	progressAsked struct{ s *Stream }
 	created       struct {

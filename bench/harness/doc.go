@@ -46,9 +46,20 @@ func sweepSection(kind sweepKind, body string) docSection {
 	}
 }
 
-// reportSections renders what this run measured: the comparison, or each
-// sweep that ran.
+func secureSection(body string) docSection {
+	return docSection{
+		"<!-- BEGIN GENERATED AUTH AND TLS (go run ./bench/harness) -->",
+		"<!-- END GENERATED AUTH AND TLS -->",
+		body,
+	}
+}
+
+// reportSections renders what this run measured: the comparison, each
+// sweep that ran, or the secure run.
 func reportSections(r *results, jsonPath string) []docSection {
+	if len(r.Secure) > 0 {
+		return []docSection{secureSection(secureMarkdown(r, jsonPath))}
+	}
 	if len(r.Sweeps) == 0 {
 		return []docSection{comparisonSection(markdown(r, jsonPath))}
 	}

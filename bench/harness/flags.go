@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,10 @@ type options struct {
 	sweepShards  []int
 	sweepBatch   bool
 	sweepMailbox bool
+	// secure: compare the systems in the clear, with auth on and over TLS
+	// (secureModes) instead of the full comparison.
+	secure       bool
+	secureModes  []string
 	profileDir   string
 	binDir       string
 	workDir      string
@@ -63,7 +68,9 @@ with bin/benchmark; the watch workloads (not on the ceiling) also run
 lease workloads (not on the ceiling) `+"`harness leases` and `harness locks`"+`. With
 --sweep-shards or --sweep-batch it instead runs MetaStore alone (default:
 durable and in-memory on put-100 and txn-put) across shard counts and with
-write batching on and off. Run `+"`make build tools`"+` first.
+write batching on and off. With --secure it instead runs MetaStore and etcd
+(default: durable, on put-100 and range-l) in the clear, with auth on (simple
+token) and over mutual TLS, side by side. Run `+"`make build tools`"+` first.
 
 Workloads: %s
            (groups: kv: %s; watches: %s; leases: %s)
@@ -90,6 +97,9 @@ Flags:
 	shardList := fs.String("sweep-shards", "", "sweep MetaStore --shards over this comma `list` (e.g. 1,2,4,8,16,32)")
 	fs.BoolVar(&o.sweepBatch, "sweep-batch", false, fmt.Sprintf("sweep MetaStore --max-batch over %s (batching on and off)", joinInts(batchSettings)))
 	fs.BoolVar(&o.sweepMailbox, "sweep-mailbox", false, fmt.Sprintf("sweep MetaStore --mailbox-dispatcher/--mailbox-queue over %s", strings.Join(mailboxSettings, ", ")))
+	fs.BoolVar(&o.secure, "secure", false, "compare the systems (default: "+strings.Join(secureSystemNames, ",")+" on "+strings.Join(secureWorkloadNames, ",")+
+		") in each of --secure-modes instead of running the full comparison")
+	modeList := fs.String("secure-modes", strings.Join(secureModeNames, ","), "with --secure: the modes, in this order (plain: as in the comparison; auth: auth on, bin/benchmark --user root; tls: https with client certificates)")
 	fs.StringVar(&o.profileDir, "profile", "", "save CPU and allocation profiles of every MetaStore run, with go tool pprof -top summaries, in directory `DIR`")
 	fs.StringVar(&o.binDir, "bin", "bin", "directory holding metastore, etcd and benchmark")
 	fs.StringVar(&o.workDir, "work-dir", "", "parent of the servers' data dirs (default: the system temp dir); all systems use it, so the same filesystem")
@@ -129,6 +139,26 @@ Flags:
 			*wlList = strings.Join(sweepWorkloadNames, ",")
 		}
 	}
+	if o.secure {
+		if o.sweeping() {
+			return nil, errors.New("--secure: a secure run and a sweep are separate runs")
+		}
+		if set["restart-keys"] {
+			return nil, errors.New("--restart-keys: secure runs do not run the restart test")
+		}
+		o.restartKeys = 0
+		if !set["systems"] {
+			*sysList = strings.Join(secureSystemNames, ",")
+		}
+		if !set["workloads"] {
+			*wlList = strings.Join(secureWorkloadNames, ",")
+		}
+		if o.secureModes, err = pickList(*modeList, secureModeNames); err != nil {
+			return nil, fmt.Errorf("--secure-modes: %w", err)
+		}
+	} else if set["secure-modes"] {
+		return nil, errors.New("--secure-modes: only with --secure")
+	}
 	if o.rounds < 1 || o.restartKeys < 0 || o.rangeRepeats < 0 || o.scale <= 0 || o.valSize < 0 || o.keySpace < 1 || o.mixedKeySpace < 1 {
 		return nil, errors.New("--rounds, --scale, --key-space and --mixed-key-space must be positive, --restart-keys, --range-repeats and --val-size not negative")
 	}
@@ -145,13 +175,29 @@ Flags:
 			}
 		}
 	}
+	if o.secure {
+		for _, s := range o.systems {
+			if systems()[s].noSecurity {
+				return nil, fmt.Errorf("--systems: %s serves neither auth nor TLS", s)
+			}
+		}
+	}
 	// "none" runs only the restart test.
 	if *wlList != "none" {
 		if o.workloads, err = pickList(expandGroups(*wlList, workloadGroups()), workloadNames); err != nil {
 			return nil, fmt.Errorf("--workloads: %w", err)
 		}
-	} else if o.sweeping() {
-		return nil, errors.New("--workloads: a sweep needs at least one workload")
+	} else if o.sweeping() || o.secure {
+		return nil, errors.New("--workloads: a sweep or a secure run needs at least one workload")
+	}
+	if o.secure {
+		// The watch and lease workloads dial the server with tools of
+		// their own, in the clear.
+		for _, wn := range o.workloads {
+			if !slices.Contains(kvWorkloadNames, wn) {
+				return nil, fmt.Errorf("--workloads: %s is not a KV workload (secure runs take %s)", wn, strings.Join(kvWorkloadNames, ","))
+			}
+		}
 	}
 	if o.profileDir != "" {
 		// Profiles are merged and summarised by `go tool pprof`; better to

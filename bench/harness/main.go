@@ -18,8 +18,10 @@
 //
 // With --sweep-shards and --sweep-batch it instead runs MetaStore alone
 // across shard counts and with write batching on and off, to show what
-// each buys on this machine. --profile saves the server's CPU and
-// allocation profiles of every MetaStore run.
+// each buys on this machine. With --secure it instead runs MetaStore and
+// etcd on put-100 and range-l in the clear, with auth on (simple token)
+// and over mutual TLS, to show what each costs each system. --profile
+// saves the server's CPU and allocation profiles of every MetaStore run.
 //
 // It is its own Go module, so that its plotting libraries stay out of the
 // server's go.mod; it runs the server as a binary and imports none of its
@@ -31,6 +33,7 @@
 //	bin/harness              # or: make bench
 //	bin/harness --quick --sweep-shards 1,2,4,8,16,32 --sweep-batch
 //	                         # or: make bench-sweep-quick
+//	bin/harness --quick --secure   # or: make bench-secure-quick
 package main
 
 import (
@@ -117,8 +120,11 @@ func run(ctx context.Context, o *options) error {
 		res.Notes = append(res.Notes, "data dirs and server logs kept in "+base)
 	}
 	measure := runComparison
-	if o.sweeping() {
+	switch {
+	case o.sweeping():
 		measure = runSweeps
+	case o.secure:
+		measure = runSecure
 	}
 	measureErr := measure(ctx, o, res)
 	res.Finished = time.Now()
@@ -175,6 +181,9 @@ func newResults(o *options, started time.Time) *results {
 	}
 	if o.sweepMailbox {
 		res.Options["sweep_mailbox"] = mailboxSettings
+	}
+	if o.secure {
+		res.Options["secure_modes"] = o.secureModes
 	}
 	if o.profileDir != "" {
 		res.Options["profile_dir"] = o.profileDir
@@ -281,6 +290,9 @@ func logCell(c cellResult) {
 	setting := ""
 	if c.Sweep != "" {
 		setting = c.Sweep + " " + sweepByName(c.Sweep).of(c.Knobs)
+	}
+	if c.Security != "" {
+		setting = c.Security
 	}
 	fmt.Fprintf(os.Stderr, "%-10s %-14s %-10s round %d: %9.0f req/s  p99 %7.2f ms  cpu %.3f s/1k  rss %.0f MiB  errors %d  %s\n",
 		c.Workload, c.System, setting, c.Round, c.RPS, c.p99(), c.CPUPer1k, mib(c.PeakRSSBytes), c.Errors, status)

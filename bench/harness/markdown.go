@@ -199,6 +199,9 @@ func writeProblems(w printer, cells []cellResult, restarts []restartResult) {
 			k := sweepByName(c.Sweep)
 			where = fmt.Sprintf("%s / %s %s %s round %d", c.System, c.Workload, k.knob, k.of(c.Knobs), c.Round)
 		}
+		if c.Security != "" {
+			where = fmt.Sprintf("%s / %s %s round %d", c.System, c.Workload, c.Security, c.Round)
+		}
 		for _, p := range c.Parts {
 			for msg, n := range p.ErrorCounts {
 				problems = append(problems, fmt.Sprintf("%s: %d × `%s`", where, n, mdEscape(msg)))

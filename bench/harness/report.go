@@ -24,6 +24,7 @@ type results struct {
 	Workloads []workloadInfo  `json:"workloads"`
 	Cells     []cellResult    `json:"cells"`
 	Sweeps    []cellResult    `json:"sweep_cells,omitempty"`
+	Secure    []cellResult    `json:"secure_cells,omitempty"`
 	Restarts  []restartResult `json:"restarts,omitempty"`
 	Notes     []string        `json:"notes,omitempty"`
 }

@@ -14,8 +14,9 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 )
 
 // system is one server under test. Every cell of the comparison starts a
@@ -42,6 +43,9 @@ type system struct {
 	// noLease: the system serves no Lease (the ceiling); the lease
 	// workloads skip it.
 	noLease bool
+	// noSecurity: the system serves neither auth nor TLS (the ceiling);
+	// a secure run (--secure) refuses it.
+	noSecurity bool
 	// command builds the server's command line for one launch.
 	command func(o *options, l launch) (string, []string)
 }
@@ -54,6 +58,9 @@ type launch struct {
 	dataDir   string
 	knobs     knobs
 	pprofAddr string // MetaStore's --pprof-addr; empty: no profiler
+	// sec is how clients reach the server: its zero value is plain gRPC
+	// without auth.
+	sec security
 }
 
 // knobs are MetaStore's research flags; 0 leaves a flag out so the server
@@ -87,7 +94,7 @@ func systems() map[string]system {
 		"etcd": {
 			name: "etcd", label: "etcd v3.7 (durable)", durable: true, diesBySIGTERM: true,
 			command: func(o *options, l launch) (string, []string) {
-				client := fmt.Sprintf("http://127.0.0.1:%d", l.port)
+				client := l.sec.clientURL(l.port)
 				peerURL := fmt.Sprintf("http://127.0.0.1:%d", l.peer)
 				return filepath.Join(o.binDir, "etcd"), []string{
 					"--data-dir", l.dataDir,
@@ -101,7 +108,7 @@ func systems() map[string]system {
 			},
 		},
 		"ceiling": {
-			name: "ceiling", label: "ceiling (no storage)", noWatch: true, noLease: true,
+			name: "ceiling", label: "ceiling (no storage)", noWatch: true, noLease: true, noSecurity: true,
 			command: func(o *options, l launch) (string, []string) {
 				// The harness re-executes itself: the ceiling must be its own
 				// process so its CPU and RSS are measured like the others'.
@@ -121,7 +128,7 @@ func (s system) serves(w workload) bool {
 }
 
 func metastoreArgs(o *options, l launch, inMemory bool) (string, []string) {
-	args := []string{"--data-dir", l.dataDir, "--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", l.port)}
+	args := []string{"--data-dir", l.dataDir, "--listen-client-urls", l.sec.clientURL(l.port)}
 	if inMemory {
 		args = append(args, "--in-memory")
 	}
@@ -143,6 +150,7 @@ func metastoreArgs(o *options, l launch, inMemory bool) (string, []string) {
 // server is one running server process.
 type server struct {
 	sys     system
+	sec     security
 	cmd     *exec.Cmd
 	port    int
 	peer    int
@@ -158,6 +166,19 @@ type server struct {
 
 // endpoint is the host:port bin/benchmark and the probes dial.
 func (s *server) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// benchEndpoint is the endpoint bin/benchmark is given: the URL over TLS,
+// where the https:// says so, else the bare host:port.
+func (s *server) benchEndpoint() string {
+	if s.sec.tls != nil {
+		return s.sec.clientURL(s.port)
+	}
+	return s.endpoint()
+}
+
+// clientConfig configures a clientv3 client of the server; with user it
+// logs in as root in auth mode.
+func (s *server) clientConfig(user bool) clientv3.Config { return s.sec.clientConfig(s.port, user) }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
@@ -191,12 +212,13 @@ func startServer(o *options, sys system, l launch, logPath string) (*server, tim
 		return nil, 0, err
 	}
 	bin, args := sys.command(o, l)
+	args = append(args, l.sec.serverFlags()...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: a ^C to the harness must not reach the server
 	// before the harness has stopped it in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	s := &server{sys: sys, cmd: cmd, port: l.port, peer: l.peer, dataDir: l.dataDir, logPath: logPath, log: logf, exited: make(chan struct{}), logAtStop: -1}
+	s := &server{sys: sys, sec: l.sec, cmd: cmd, port: l.port, peer: l.peer, dataDir: l.dataDir, logPath: logPath, log: logf, exited: make(chan struct{}), logAtStop: -1}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -231,7 +253,7 @@ func waitReady(s *server, timeout time.Duration) error {
 			continue
 		}
 		c.Close()
-		if last = probeGet(s.endpoint(), 2*time.Second); last == nil {
+		if last = probeGet(s.endpoint(), s.sec.transportCredentials(), 2*time.Second); last == nil {
 			return nil
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -240,8 +262,8 @@ func waitReady(s *server, timeout time.Duration) error {
 }
 
 // probeGet sends one linearizable Get on a fresh connection.
-func probeGet(endpoint string, timeout time.Duration) error {
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func probeGet(endpoint string, creds credentials.TransportCredentials, timeout time.Duration) error {
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return err
 	}

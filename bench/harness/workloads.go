@@ -191,7 +191,8 @@ type cellResult struct {
 	RPS      float64 `json:"requests_per_second"`
 	Errors   int     `json:"errors"`
 	// ServerCPUSeconds is utime+stime of the server process during the
-	// workload; CPUPer1k divides it by the successful requests / 1000.
+	// workload; CPUPer1k divides it, less AuthenticateCPUSeconds, by the
+	// successful requests / 1000.
 	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
 	CPUPer1k         float64 `json:"server_cpu_seconds_per_1k_requests"`
 	PeakRSSBytes     int64   `json:"server_peak_rss_bytes"`
@@ -204,6 +205,17 @@ type cellResult struct {
 	// the comparison) and Knobs the MetaStore flags it ran with.
 	Sweep string `json:"sweep,omitempty"`
 	Knobs knobs  `json:"metastore_knobs,omitzero"`
+	// Security is the mode of a secure run (plain, auth or tls; empty in
+	// the other runs).
+	Security string `json:"security,omitempty"`
+	// In auth mode bin/benchmark authenticates each of its connections
+	// (Authenticates of them) before it starts timing, so its bcrypt
+	// checks fall into ServerCPUSeconds but not into its requests; the
+	// harness measures the server CPU of as many Authenticates just
+	// before the workload (AuthenticateCPUSeconds) and leaves it out of
+	// CPUPer1k.
+	Authenticates          int     `json:"authenticates,omitempty"`
+	AuthenticateCPUSeconds float64 `json:"authenticate_cpu_seconds,omitempty"`
 	// Profiles are the files --profile saved for this cell; a profile
 	// that failed does not fail the measurement, it is noted here.
 	Profiles     []string `json:"profiles,omitempty"`
@@ -226,13 +238,14 @@ func (c cellResult) p99() float64 {
 }
 
 // cell names one run: a workload on a system, in a round, with MetaStore's
-// knobs (and the sweep that set them).
+// knobs (and the sweep that set them) and, in a secure run, its mode.
 type cell struct {
 	sys   system
 	w     workload
 	round int
 	sweep string
 	knobs knobs
+	sec   security
 }
 
 // name identifies the cell in data dir and profile names.
@@ -246,6 +259,9 @@ func (c cell) name() string {
 			n += "-" + c.sweep + k.of(c.knobs) // metastore-put-100-shards8
 		}
 	}
+	if c.sec.mode != "" {
+		n += "-" + c.sec.mode // etcd-range-l-tls
+	}
 	return n
 }
 
@@ -256,14 +272,14 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 	// res is a named result: the deferred stop below records its error and
 	// the log's problems in it after the body has returned.
 	sys, w := c.sys, c.w
-	res = cellResult{System: sys.name, Workload: w.name, Round: c.round, Clients: w.clients, Conns: w.conns, Total: w.total(o), Sweep: c.sweep}
+	res = cellResult{System: sys.name, Workload: w.name, Round: c.round, Clients: w.clients, Conns: w.conns, Total: w.total(o), Sweep: c.sweep, Security: c.sec.mode}
 	dir, logPath, err := cellDirs(o, fmt.Sprintf("%s-r%d", c.name(), c.round))
 	if err != nil {
 		res.Failure = err.Error()
 		return res
 	}
 	defer cleanupDir(o, dir)
-	l := launch{dataDir: dir}
+	l := launch{dataDir: dir, sec: c.sec}
 	if sys.metastore {
 		res.Knobs, l.knobs = c.knobs, c.knobs
 		if o.profileDir != "" {
@@ -289,10 +305,17 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 		_, err := srv.stop(o.stopTimeout)
 		fail(err)
 		res.ServerLogProblems, res.ServerLogSamples = logProblems(logPath, 0, srv.logAtStop, 5)
+		res.Failure = c.sec.redact(res.Failure)
 	}()
 
+	if c.sec.auth() {
+		if err := enableAuth(ctx, srv); err != nil {
+			fail(fmt.Errorf("enable auth: %w", err))
+			return res
+		}
+	}
 	if w.prefill != nil {
-		if err := withClient(ctx, srv.endpoint(), func(ctx context.Context, c *clientv3.Client) error { return w.prefill(ctx, c, o) }); err != nil {
+		if err := withConfig(ctx, srv.clientConfig(true), func(ctx context.Context, c *clientv3.Client) error { return w.prefill(ctx, c, o) }); err != nil {
 			fail(fmt.Errorf("prefill: %w", err))
 			return res
 		}
@@ -305,8 +328,9 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 		if totalFlag == "" {
 			totalFlag = "--total"
 		}
-		args = benchArgsTotal(o, srv.endpoint(), w.clients, w.conns, totalFlag, res.Total, w.args(o))
-		res.Command = "bin/benchmark " + strings.Join(args, " ")
+		args = benchArgsTotal(o, srv.benchEndpoint(), w.clients, w.conns, totalFlag, res.Total, w.args(o))
+		args = append(args, c.sec.benchFlags()...)
+		res.Command = c.sec.redact("bin/benchmark " + strings.Join(args, " "))
 	}
 	var spec holderSpec
 	if w.holder != nil {
@@ -341,6 +365,15 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 			res.ProfileError = err.Error()
 		}
 		defer cleanupDir(o, dir+".prof")
+	}
+	// bin/benchmark's own Authenticates fall into the workload's CPU:
+	// measure as many first, to leave them out of CPUPer1k.
+	if c.sec.auth() && w.args != nil {
+		res.Authenticates = w.conns
+		if res.AuthenticateCPUSeconds, err = authenticateCPU(ctx, srv, w.conns); err != nil {
+			fail(fmt.Errorf("authenticate: %w", err))
+			return res
+		}
 	}
 	// The baseline is sampled after the profiler's forced GC, so that GC
 	// is not charged to the workload.
@@ -436,7 +469,7 @@ func runCell(ctx context.Context, o *options, c cell) (res cellResult) {
 	}
 	res.ServerCPUSeconds = after.cpuSeconds - before.cpuSeconds
 	if res.Requests > 0 {
-		res.CPUPer1k = res.ServerCPUSeconds / float64(res.Requests) * 1000
+		res.CPUPer1k = max(0, res.ServerCPUSeconds-res.AuthenticateCPUSeconds) / float64(res.Requests) * 1000
 	}
 	res.PeakRSSBytes = after.hwmBytes
 	return res
@@ -476,7 +509,13 @@ func countedParts(parts []partResult) []partResult {
 
 // withClient runs f with an etcd client of the endpoint.
 func withClient(ctx context.Context, endpoint string, f func(context.Context, *clientv3.Client) error) error {
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return withConfig(ctx, clientv3.Config{Endpoints: []string{endpoint}}, f)
+}
+
+// withConfig runs f with an etcd client configured by cfg.
+func withConfig(ctx context.Context, cfg clientv3.Config, f func(context.Context, *clientv3.Client) error) error {
+	cfg.DialTimeout, cfg.Logger = 5*time.Second, zap.NewNop()
+	c, err := clientv3.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,12 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/metastore/metastore/actors"
+	"github.com/metastore/metastore/actors/auth"
 	"github.com/metastore/metastore/rpc"
 )
 
@@ -34,6 +38,9 @@ func main() {
 	fs.StringVar(&cfg.KeyFile, "key-file", "", "path to the client server TLS key file")
 	fs.StringVar(&cfg.TrustedCAFile, "trusted-ca-file", "", "path to the client server TLS trusted CA cert file")
 	fs.BoolVar(&cfg.ClientCertAuth, "client-cert-auth", false, "enable client cert authentication")
+	fs.StringVar(&cfg.Auth.Token, "auth-token", "simple", "the auth token kind: simple, or jwt with options (jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m)")
+	tokenTTL := fs.Uint("auth-token-ttl", uint(auth.DefaultTokenTTL/time.Second), "seconds a simple token lives unused")
+	fs.IntVar(&cfg.Auth.BcryptCost, "bcrypt-cost", bcrypt.DefaultCost, fmt.Sprintf("the cost passwords are hashed at (%d to %d)", bcrypt.MinCost, bcrypt.MaxCost))
 	fs.StringVar(&cfg.AutoCompactionMode, "auto-compaction-mode", cfg.AutoCompactionMode, "interpret auto-compaction-retention as a duration (periodic) or a revision count (revision)")
 	fs.StringVar(&cfg.AutoCompactionRetention, "auto-compaction-retention", cfg.AutoCompactionRetention, "auto compaction retention: for periodic, a duration such as 30m or a number of hours; for revision, a count of revisions to keep; 0 turns it off")
 	fs.IntVar(&cfg.MaxTxnOps, "max-txn-ops", cfg.MaxTxnOps, "maximum operations in one transaction")
@@ -67,6 +74,7 @@ func main() {
 	cfg.AdvertiseClientURLs = splitList(*advertise)
 	cfg.AdvertisePeerURLs = splitList(*peers)
 	cfg.ListenMetricsURLs = splitList(*metricsURLs)
+	cfg.Auth.TokenTTL = time.Duration(*tokenTTL) * time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 
 	srv, err := rpc.Start(cfg)

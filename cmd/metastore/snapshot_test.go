@@ -26,7 +26,7 @@ func image(t *testing.T) string {
 		{Rev: 4, Base: 2, Muts: []storage.Mutation{{Key: "a", Value: []byte("3"), Create: 2, Version: 2, Lease: 9}}},
 		{Rev: 5, Base: 2, Muts: []storage.Mutation{{Key: "b", Delete: true}}},
 	}
-	if err := db.Commit(entries, []storage.LeaseRecord{{ID: 9, TTL: 60}}, 0); err != nil {
+	if err := db.Commit(entries, []storage.LeaseRecord{{ID: 9, TTL: 60}}, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	v, err := db.View()

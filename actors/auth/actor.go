@@ -1,0 +1,186 @@
+package auth
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/metastore/metastore/actors/msg"
+)
+
+// expireEvery is how often unused simple tokens are looked for (etcd's TTL
+// keeper looks every second).
+const expireEvery = time.Second
+
+// Published is what readers of the auth state use: the newest durable
+// State and the tokens. The auth actor is the single writer of both.
+type Published struct {
+	state  atomic.Pointer[State]
+	tokens tokens
+	// core is handed to the actor by Props; nothing else touches it.
+	core *core
+}
+
+// NewPublished rebuilds the auth state from its stored records and
+// publishes it, with the tokens --auth-token names (see newTokens) and the
+// simple tokens' TTL (0: DefaultTokenTTL).
+func NewPublished(stored map[string][]byte, tokenSpec string, tokenTTL time.Duration) (*Published, error) {
+	c, err := newCore(stored)
+	if err != nil {
+		return nil, err
+	}
+	t, err := newTokens(tokenSpec, tokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	p := &Published{tokens: t, core: c}
+	p.state.Store(c.state())
+	return p, nil
+}
+
+// State returns the newest durable auth state.
+func (p *Published) State() *State { return p.state.Load() }
+
+// Token returns who a token names, checked against the newest state; false
+// for a token unknown, expired, ended by a change, or badly signed.
+func (p *Published) Token(token string) (Info, bool) {
+	return p.tokens.info(token, p.State().revision)
+}
+
+// The requests the auth actor takes. Each answers on a buffered channel.
+type (
+	// Change asks for one auth change: Req is one of etcd's Auth requests
+	// that change something (AuthEnable, AuthDisable, UserAdd with its
+	// password already hashed, UserDelete, UserChangePassword, UserGrantRole,
+	// UserRevokeRole, RoleAdd, RoleDelete, RoleGrantPermission,
+	// RoleRevokePermission). It is answered once the change is durable
+	// and published, with nil or one of the package's errors.
+	Change struct {
+		Req   proto.Message
+		Reply chan<- error
+	}
+	// Assign asks for a token for User, whose password the caller checked
+	// against the published State at auth Revision.
+	Assign struct {
+		User     string
+		Revision uint64
+		Reply    chan<- Assigned
+	}
+	// Assigned answers Assign: a token, or ErrAuthNotEnabled, ErrAuthFailed,
+	// or (the state changed since the password was checked) a stale
+	// answer that IsStale recognises.
+	Assigned struct {
+		Token string
+		Err   error
+	}
+)
+
+// IsStale reports whether an Assign was refused because the auth state
+// changed after the password was checked: check it again and retry.
+func IsStale(err error) bool { return err == errStale }
+
+// Config is what the auth actor is built from.
+type Config struct {
+	// Published is where it publishes; it is the single writer.
+	Published *Published
+	// Sequencer logs the changes.
+	Sequencer *actor.PID
+}
+
+// logged reports a change made durable (or not) back to the actor.
+type logged struct {
+	state   *State // nil: the change changed nothing
+	disable bool
+	err     error
+	reply   chan<- error
+}
+
+type expireTick struct{}
+
+type authActor struct {
+	cfg  Config
+	core *core
+	root *actor.RootContext
+	self *actor.PID
+	stop func()
+}
+
+// Props returns the props of the auth actor.
+func Props(cfg Config) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &authActor{cfg: cfg, core: cfg.Published.core} })
+}
+
+func (a *authActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.root, a.self = ctx.ActorSystem().Root, ctx.Self()
+		a.stop = msg.Tick(a.root, a.self, expireEvery, expireTick{})
+	case *actor.Stopped:
+		a.stop()
+	case *Change:
+		a.change(m)
+	case logged:
+		if m.err == nil && m.state != nil {
+			a.cfg.Published.state.Store(m.state)
+			if m.disable {
+				a.cfg.Published.tokens.disable()
+			}
+		}
+		m.reply <- m.err
+	case *Assign:
+		m.Reply <- a.assign(m)
+	case expireTick:
+		a.cfg.Published.tokens.expire(time.Now())
+	}
+}
+
+// change applies a change to the core and has the sequencer make its
+// records durable; the answer comes back as logged. A change that changes
+// nothing still goes through the sequencer, empty, so that it is answered
+// after the changes before it are durable.
+func (a *authActor) change(m *Change) {
+	recs, invalidate, err := a.core.apply(m.Req)
+	if err != nil {
+		m.Reply <- err
+		return
+	}
+	if invalidate != "" {
+		// At once, not once durable: a deleted user's or an old password's
+		// tokens must not work a moment longer than the change takes.
+		a.cfg.Published.tokens.invalidate(invalidate)
+	}
+	done := logged{reply: m.Reply}
+	if len(recs) > 0 {
+		done.state = a.core.state()
+		_, done.disable = m.Req.(*pb.AuthDisableRequest)
+	}
+	root, self := a.root, a.self
+	a.root.Send(a.cfg.Sequencer, &msg.LogAuth{
+		Records: recs,
+		Reply: func(err error) {
+			done.err = err
+			root.Send(self, done)
+		},
+	})
+}
+
+// assign issues a token if the password was checked against the state
+// published now, as etcd's Authenticate does.
+func (a *authActor) assign(m *Assign) Assigned {
+	s := a.cfg.Published.State()
+	switch {
+	case s.revision != m.Revision:
+		return Assigned{Err: errStale}
+	case !s.enabled:
+		return Assigned{Err: ErrAuthNotEnabled}
+	}
+	u, ok := s.User(m.User)
+	if !ok || (u.Options != nil && u.Options.NoPassword) {
+		return Assigned{Err: ErrAuthFailed}
+	}
+	token, err := a.cfg.Published.tokens.assign(m.User, s.revision)
+	return Assigned{Token: token, Err: err}
+}
