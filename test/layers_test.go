@@ -28,6 +28,7 @@ var layers = []struct {
 	{"actors/sequencer", 2},
 	{"actors/watch", 2},
 	{"actors/lease", 2},
+	{"actors/auth", 2},
 	{"actors", 3},
 	{"rpc", 4},
 	{"cmd/metastore", 5},
