@@ -147,15 +147,21 @@ func (s *authServer) UserChangePassword(ctx context.Context, r *pb.AuthUserChang
 			return nil, err
 		}
 	}
-	return change(ctx, s, req, func(h *pb.ResponseHeader) *pb.AuthUserChangePasswordResponse { return &pb.AuthUserChangePasswordResponse{Header: h} })
+	return change(ctx, s, req, func(h *pb.ResponseHeader) *pb.AuthUserChangePasswordResponse {
+		return &pb.AuthUserChangePasswordResponse{Header: h}
+	})
 }
 
 func (s *authServer) UserGrantRole(ctx context.Context, r *pb.AuthUserGrantRoleRequest) (*pb.AuthUserGrantRoleResponse, error) {
-	return change(ctx, s, r, func(h *pb.ResponseHeader) *pb.AuthUserGrantRoleResponse { return &pb.AuthUserGrantRoleResponse{Header: h} })
+	return change(ctx, s, r, func(h *pb.ResponseHeader) *pb.AuthUserGrantRoleResponse {
+		return &pb.AuthUserGrantRoleResponse{Header: h}
+	})
 }
 
 func (s *authServer) UserRevokeRole(ctx context.Context, r *pb.AuthUserRevokeRoleRequest) (*pb.AuthUserRevokeRoleResponse, error) {
-	return change(ctx, s, r, func(h *pb.ResponseHeader) *pb.AuthUserRevokeRoleResponse { return &pb.AuthUserRevokeRoleResponse{Header: h} })
+	return change(ctx, s, r, func(h *pb.ResponseHeader) *pb.AuthUserRevokeRoleResponse {
+		return &pb.AuthUserRevokeRoleResponse{Header: h}
+	})
 }
 
 func (s *authServer) RoleAdd(ctx context.Context, r *pb.AuthRoleAddRequest) (*pb.AuthRoleAddResponse, error) {
@@ -167,11 +173,15 @@ func (s *authServer) RoleDelete(ctx context.Context, r *pb.AuthRoleDeleteRequest
 }
 
 func (s *authServer) RoleGrantPermission(ctx context.Context, r *pb.AuthRoleGrantPermissionRequest) (*pb.AuthRoleGrantPermissionResponse, error) {
-	return change(ctx, s, r, func(h *pb.ResponseHeader) *pb.AuthRoleGrantPermissionResponse { return &pb.AuthRoleGrantPermissionResponse{Header: h} })
+	return change(ctx, s, r, func(h *pb.ResponseHeader) *pb.AuthRoleGrantPermissionResponse {
+		return &pb.AuthRoleGrantPermissionResponse{Header: h}
+	})
 }
 
 func (s *authServer) RoleRevokePermission(ctx context.Context, r *pb.AuthRoleRevokePermissionRequest) (*pb.AuthRoleRevokePermissionResponse, error) {
-	return change(ctx, s, r, func(h *pb.ResponseHeader) *pb.AuthRoleRevokePermissionResponse { return &pb.AuthRoleRevokePermissionResponse{Header: h} })
+	return change(ctx, s, r, func(h *pb.ResponseHeader) *pb.AuthRoleRevokePermissionResponse {
+		return &pb.AuthRoleRevokePermissionResponse{Header: h}
+	})
 }
 
 // UserGet answers root, or a user asking about itself.

@@ -94,8 +94,12 @@ type Config struct {
 type logged struct {
 	state   *State // nil: the change changed nothing
 	disable bool
-	err     error
-	reply   chan<- error
+	// invalidate names the user whose tokens end again once the change is
+	// durable: a token issued meanwhile (its password checked against the
+	// state still published) must not outlive the change.
+	invalidate string
+	err        error
+	reply      chan<- error
 }
 
 type expireTick struct{}
@@ -128,6 +132,9 @@ func (a *authActor) Receive(ctx actor.Context) {
 			if m.disable {
 				a.cfg.Published.tokens.disable()
 			}
+			if m.invalidate != "" {
+				a.cfg.Published.tokens.invalidate(m.invalidate)
+			}
 		}
 		m.reply <- m.err
 	case *Assign:
@@ -148,11 +155,12 @@ func (a *authActor) change(m *Change) {
 		return
 	}
 	if invalidate != "" {
-		// At once, not once durable: a deleted user's or an old password's
-		// tokens must not work a moment longer than the change takes.
+		// At once, not only once durable: a deleted user's or an old
+		// password's tokens must not work a moment longer than the change
+		// takes. Tokens issued until it is durable end then (logged).
 		a.cfg.Published.tokens.invalidate(invalidate)
 	}
-	done := logged{reply: m.Reply}
+	done := logged{reply: m.Reply, invalidate: invalidate}
 	if len(recs) > 0 {
 		done.state = a.core.state()
 		_, done.disable = m.Req.(*pb.AuthDisableRequest)
