@@ -8,7 +8,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/metastore/metastore/actors"
@@ -120,7 +119,7 @@ func (ws *watchServer) recvLoop(stream pb.Watch_WatchServer, s *watch.Stream, do
 // denied returns why the caller may not watch what r asks for, "" if it
 // may: as etcd, the check is made once, at creation, with the token the
 // stream was opened with, over the whole range (a start revision below 0
-// is refused as compacted first). The reason is etcd's error text.
+// is refused as compacted first).
 func (ws *watchServer) denied(ctx context.Context, r *pb.WatchCreateRequest) string {
 	if r.StartRevision < 0 {
 		return ""
@@ -136,7 +135,10 @@ func (ws *watchServer) denied(ctx context.Context, r *pb.WatchCreateRequest) str
 	if err == nil {
 		return ""
 	}
-	return status.Convert(err).Message()
+	// etcd's reason is the gRPC error's whole text ("rpc error: code =
+	// PermissionDenied desc = etcdserver: permission denied"), which
+	// clientv3 hands on as the watch's error.
+	return err.Error()
 }
 
 // sendLoop sends what the stream's actor queues, in order, until done or a

@@ -64,6 +64,11 @@ type serverOptions struct {
 	// compactionMode and compactionRetention, if set, are
 	// --auto-compaction-mode and --auto-compaction-retention.
 	compactionMode, compactionRetention string
+	// authToken, authTokenTTL and bcryptCost, if set, are etcd's
+	// --auth-token, --auth-token-ttl and --bcrypt-cost.
+	authToken    string
+	authTokenTTL time.Duration
+	bcryptCost   int
 }
 
 type serverOption func(*serverOptions)
@@ -114,6 +119,25 @@ func withMetricsListener(addr *string) serverOption {
 // --auto-compaction-retention.
 func withAutoCompaction(mode, retention string) serverOption {
 	return func(o *serverOptions) { o.compactionMode, o.compactionRetention = mode, retention }
+}
+
+// withAuthToken sets --auth-token: "simple" (the default) or a JWT spec
+// such as "jwt,pub-key=...,priv-key=...,sign-method=RS256".
+func withAuthToken(spec string) serverOption {
+	return func(o *serverOptions) { o.authToken = spec }
+}
+
+// withAuthTokenTTL sets --auth-token-ttl, how long a simple token lives
+// unused. etcd counts it in whole seconds.
+func withAuthTokenTTL(d time.Duration) serverOption {
+	return func(o *serverOptions) { o.authTokenTTL = d }
+}
+
+// withBcryptCost sets --bcrypt-cost. Tests that add users use
+// bcrypt.MinCost: at etcd's default every password costs tens of
+// milliseconds twice, when set and when checked.
+func withBcryptCost(n int) serverOption {
+	return func(o *serverOptions) { o.bcryptCost = n }
 }
 
 // withErrorLog makes MetaStore log its errors (only) to stderr, for tests
@@ -244,6 +268,7 @@ func startMetaStore(t testing.TB, o serverOptions) string {
 	if o.compactionMode != "" {
 		cfg.AutoCompactionMode, cfg.AutoCompactionRetention = o.compactionMode, o.compactionRetention
 	}
+	o.metaStoreAuth(&cfg)
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if o.logErrors {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -299,12 +324,39 @@ func startEtcd(t testing.TB, o serverOptions) string {
 	if o.compactionMode != "" {
 		cfg.AutoCompactionMode, cfg.AutoCompactionRetention = o.compactionMode, o.compactionRetention
 	}
+	o.etcdAuth(cfg)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	e, metrics := startEmbedded(t, cfg, "http", o.metricsAddr != nil)
 	if o.metricsAddr != nil {
 		*o.metricsAddr = metrics
 	}
 	return e.Clients[0].Addr().String()
+}
+
+// metaStoreAuth applies the auth options to MetaStore's configuration.
+func (o serverOptions) metaStoreAuth(cfg *rpc.Config) {
+	if o.authToken != "" {
+		cfg.Auth.Token = o.authToken
+	}
+	if o.authTokenTTL > 0 {
+		cfg.Auth.TokenTTL = o.authTokenTTL
+	}
+	if o.bcryptCost > 0 {
+		cfg.Auth.BcryptCost = o.bcryptCost
+	}
+}
+
+// etcdAuth applies the auth options to an embedded etcd's configuration.
+func (o serverOptions) etcdAuth(cfg *embed.Config) {
+	if o.authToken != "" {
+		cfg.AuthToken = o.authToken
+	}
+	if o.authTokenTTL > 0 {
+		cfg.AuthTokenTTL = uint(o.authTokenTTL / time.Second)
+	}
+	if o.bcryptCost > 0 {
+		cfg.BcryptCost = uint(o.bcryptCost)
+	}
 }
 
 // startEmbedded starts an embedded etcd with cfg on client URLs (and, if

@@ -99,12 +99,21 @@ func (g *gwSession) do(method, path, body string) httpReply {
 
 func httpDo(t testing.TB, method, url, body string) httpReply {
 	t.Helper()
+	return httpDoWith(t, method, url, body, nil)
+}
+
+// httpDoWith is httpDo with extra request headers.
+func httpDoWith(t testing.TB, method, url, body string, header http.Header) httpReply {
+	t.Helper()
 	req, err := http.NewRequestWithContext(reqCtx(t), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

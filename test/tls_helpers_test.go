@@ -146,11 +146,12 @@ func (f *tlsFiles) clientTLS(withCert bool) *tls.Config {
 // startTLSBackend starts the named backend serving one https:// client URL
 // and one https:// --listen-metrics-urls with f's server certificate, f's
 // CA as --trusted-ca-file and --client-cert-auth, and returns their
-// host:ports.
-func startTLSBackend(t testing.TB, name string, f *tlsFiles) (client, metrics string) {
+// host:ports. Of opts, only the auth options apply.
+func startTLSBackend(t testing.TB, name string, f *tlsFiles, opts ...serverOption) (client, metrics string) {
 	t.Helper()
+	o := newServerOptions(opts)
 	if name == "etcd" {
-		return startTLSEtcd(t, f)
+		return startTLSEtcd(t, f, o)
 	}
 	cfg := rpc.DefaultConfig()
 	cfg.ListenClientURLs = []string{"https://127.0.0.1:0"}
@@ -158,6 +159,7 @@ func startTLSBackend(t testing.TB, name string, f *tlsFiles) (client, metrics st
 	cfg.InMemory = true
 	cfg.DataDir = t.TempDir()
 	cfg.CertFile, cfg.KeyFile, cfg.TrustedCAFile, cfg.ClientCertAuth = f.certFile, f.keyFile, f.caFile, true
+	o.metaStoreAuth(&cfg)
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := rpc.Start(cfg)
 	if err != nil {
@@ -186,7 +188,7 @@ func httpsHost(t testing.TB, raw string) string {
 
 // startTLSEtcd is startEtcd's set-up (see there for why the client port is
 // picked beforehand) with TLS on the client URL.
-func startTLSEtcd(t testing.TB, f *tlsFiles) (client, metrics string) {
+func startTLSEtcd(t testing.TB, f *tlsFiles, o serverOptions) (client, metrics string) {
 	t.Helper()
 	cfg := embed.NewConfig()
 	local := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
@@ -198,6 +200,7 @@ func startTLSEtcd(t testing.TB, f *tlsFiles) (client, metrics string) {
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = f.certFile, f.keyFile
 	cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth = f.caFile, true
+	o.etcdAuth(cfg)
 	e, metrics := startEmbedded(t, cfg, "https", true)
 	return e.Clients[0].Addr().String(), metrics
 }

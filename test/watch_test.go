@@ -9,6 +9,7 @@ package test
 // a package variable (see withProgressNotifyInterval).
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -61,7 +62,13 @@ type wtStream struct {
 // wtOpen opens a raw Watch stream on tg.Conn for the life of t.
 func wtOpen(t *testing.T, tg *Target) *wtStream {
 	t.Helper()
-	ctx := t.Context()
+	return wtOpenCtx(t, tg, t.Context())
+}
+
+// wtOpenCtx is wtOpen with a context of the caller's (its metadata goes
+// with the stream), which must last as long as t.
+func wtOpenCtx(t *testing.T, tg *Target, ctx context.Context) *wtStream {
+	t.Helper()
 	s, err := pb.NewWatchClient(tg.Conn).Watch(ctx)
 	if err != nil {
 		t.Fatalf("open watch stream: %v", err)
