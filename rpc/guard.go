@@ -37,8 +37,8 @@ func (c caller) on() bool { return c.st.Enabled() }
 // caller returns who makes the request in ctx: the user its token names
 // (metadata "token", else "authorization", "Bearer " stripped, as etcd),
 // else with --client-cert-auth the common name of its verified client
-// certificate (not for requests through the JSON gateway, which uses the
-// server's own certificate), else nobody. A token that names no one is
+// certificate (not for requests through the JSON gateway, which presents
+// the server's own certificate: see gatewayMark), else nobody. A token that names no one is
 // etcd's "invalid auth token". With auth off tokens are not looked at.
 func (g *guard) caller(ctx context.Context) (caller, error) {
 	c := caller{st: g.node.AuthState()}
@@ -58,7 +58,7 @@ func (g *guard) caller(ctx context.Context) (caller, error) {
 		c.who = who
 		return c, nil
 	}
-	if g.clientCertAuth && len(md.Get("grpcgateway-accept")) == 0 {
+	if g.clientCertAuth && len(md.Get("grpcgateway-accept")) == 0 && len(md.Get(gatewayMark)) == 0 {
 		if cn := commonName(ctx); cn != "" {
 			c.who = auth.Info{User: cn, Revision: c.st.Revision()}
 		}

@@ -102,3 +102,43 @@ func revisionAs(t testing.TB, tg *Target, token string) int64 {
 	}
 	return resp.Header.Revision
 }
+
+// TestGatewayNotServerCertName: with --client-cert-auth the JSON gateway
+// presents the server's own certificate to the gRPC server, whose common
+// name ("server") is here also a user with the root role. A gateway
+// request without a token, and without an Accept header, must not be made
+// by that user. etcd takes it as that user (it looks only for the
+// grpcgateway-accept metadata, which such a request does not bring), so
+// this runs against MetaStore alone; docs/compatibility.md lists the
+// difference.
+func TestGatewayNotServerCertName(t *testing.T) {
+	f := newTLSFiles(t)
+	endpoint, _ := startTLSBackend(t, "metastore", f, withBcryptCost(authBcryptCost))
+	cli := tlsClient(t, endpoint, f.clientTLS(true))
+	for _, step := range []func() error{
+		func() error { _, err := cli.UserAdd(reqCtx(t), "root", authRootPassword); return err },
+		func() error { _, err := cli.UserGrantRole(reqCtx(t), "root", "root"); return err },
+		func() error { _, err := cli.UserAdd(reqCtx(t), "server", "x"); return err },
+		func() error { _, err := cli.UserGrantRole(reqCtx(t), "server", "root"); return err },
+		func() error { _, err := cli.AuthEnable(reqCtx(t)); return err },
+	} {
+		authMust(t, "set up auth", step())
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: f.clientTLS(true)}}
+	req, err := http.NewRequestWithContext(reqCtx(t), http.MethodPost, "https://"+endpoint+"/v3/kv/put", strings.NewReader(fmt.Sprintf(`{"key":%q,"value":%q}`, b64("k"), b64("v"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusBadRequest || got.Message != "etcdserver: user name is empty" {
+		t.Fatalf("put through the gateway with no token: %d %+v (%v), want 400 %q", resp.StatusCode, got, err, "etcdserver: user name is empty")
+	}
+}
