@@ -12,19 +12,25 @@ import (
 // against; it never waits.
 func (n *Node) AuthState() *auth.State { return n.authState.State() }
 
-// AuthToken returns who a token names (false: unknown, expired, ended, or
-// badly signed).
-func (n *Node) AuthToken(token string) (auth.Info, bool) { return n.authState.Token(token) }
+// AuthWrite returns the newest auth state to check a write against, and
+// done, to call once the write is answered (see auth.Published.Enter).
+func (n *Node) AuthWrite() (*auth.State, func()) { return n.authState.Enter() }
 
-// AuthChange makes one auth change (see auth.Change) and returns once it
-// is durable and every later request is checked against it. If ctx ends
-// first it returns ctx.Err(), and the change may still be made.
-func (n *Node) AuthChange(ctx context.Context, req proto.Message) error {
+// AuthToken returns who a token names, checked against auth state s
+// (false: unknown, expired, ended, or badly signed).
+func (n *Node) AuthToken(token string, s *auth.State) (auth.Info, bool) {
+	return n.authState.Token(token, s)
+}
+
+// AuthChange makes one auth change (see auth.Change) for who and returns
+// once it is durable and every later request is checked against it. If ctx
+// ends first it returns ctx.Err(), and the change may still be made.
+func (n *Node) AuthChange(ctx context.Context, who auth.Info, req proto.Message) error {
 	if err := n.revs.Failure(); err != nil {
 		return err
 	}
 	reply := make(chan error, 1)
-	n.system.Root.Send(n.auth, &auth.Change{Req: req, Reply: reply})
+	n.system.Root.Send(n.auth, &auth.Change{Req: req, Who: who, Reply: reply})
 	select {
 	case err := <-reply:
 		return err

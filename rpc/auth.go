@@ -47,10 +47,14 @@ func (s *authServer) header() *pb.ResponseHeader {
 // with the response answer builds around the header.
 func change[T any](ctx context.Context, s *authServer, req proto.Message, answer func(*pb.ResponseHeader) T) (T, error) {
 	var none T
-	if err := s.guard.root(ctx); err != nil {
+	c, err := s.guard.caller(ctx)
+	if err != nil {
 		return none, err
 	}
-	if err := s.node.AuthChange(ctx, req); err != nil {
+	if err := c.admin(); err != nil {
+		return none, err
+	}
+	if err := s.node.AuthChange(ctx, c.who, req); err != nil {
 		return none, toGRPCError(err)
 	}
 	return answer(s.header()), nil

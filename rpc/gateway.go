@@ -114,6 +114,12 @@ func newGateway(conn *grpc.ClientConn, logger *slog.Logger) (http.Handler, error
 		}),
 		wsproxy.WithMaxRespBodyBufferSize(math.MaxInt32),
 		wsproxy.WithLogger(wsLogger{logger}),
+		// The proxy would turn a cookie named "token" into an
+		// Authorization header, and it takes websockets from any origin: a
+		// page of any site could then act with a token a browser holds
+		// (etcd's gateway does). No cookie is read; a websocket client
+		// sends the Authorization header itself.
+		wsproxy.WithTokenCookieName(""),
 	), nil
 }
 

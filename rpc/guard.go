@@ -41,7 +41,26 @@ func (c caller) on() bool { return c.st.Enabled() }
 // the server's own certificate: see gatewayMark), else nobody. A token that names no one is
 // etcd's "invalid auth token". With auth off tokens are not looked at.
 func (g *guard) caller(ctx context.Context) (caller, error) {
-	c := caller{st: g.node.AuthState()}
+	return g.callerAt(ctx, g.node.AuthState())
+}
+
+// writer is caller for a write: done must be called once the write is
+// answered, and until then the auth change that follows waits (see
+// auth.Published.Enter), so that no write allowed before a change lands
+// after the change is answered.
+func (g *guard) writer(ctx context.Context) (caller, func(), error) {
+	st, done := g.node.AuthWrite()
+	c, err := g.callerAt(ctx, st)
+	if err != nil {
+		done()
+		return c, nil, err
+	}
+	return c, done, nil
+}
+
+// callerAt is caller against auth state st.
+func (g *guard) callerAt(ctx context.Context, st *auth.State) (caller, error) {
+	c := caller{st: st}
 	if !c.st.Enabled() {
 		return c, nil
 	}
@@ -51,7 +70,7 @@ func (g *guard) caller(ctx context.Context) (caller, error) {
 		tokens = md.Get(rpctypes.TokenFieldNameSwagger)
 	}
 	if len(tokens) > 0 {
-		who, ok := g.node.AuthToken(strings.TrimPrefix(tokens[0], "Bearer "))
+		who, ok := g.node.AuthToken(strings.TrimPrefix(tokens[0], "Bearer "), c.st)
 		if !ok {
 			return c, rpctypes.ErrGRPCInvalidAuthToken
 		}

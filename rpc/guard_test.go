@@ -55,7 +55,7 @@ func guardNode(t *testing.T, on bool) (*actors.Node, *guard) {
 		perm(authpb.Permission_READWRITE, "rw/"), perm(authpb.Permission_READ, "ro/"), perm(authpb.Permission_WRITE, "wo/"),
 		&pb.AuthUserGrantRoleRequest{User: "alice", Role: "r"},
 	} {
-		if err := node.AuthChange(ctx, req); err != nil {
+		if err := node.AuthChange(ctx, auth.Info{}, req); err != nil {
 			t.Fatalf("%T %v: %v", req, req, err)
 		}
 	}
@@ -68,7 +68,7 @@ func guardNode(t *testing.T, on bool) (*actors.Node, *guard) {
 		}
 	}
 	if on {
-		if err := node.AuthChange(ctx, &pb.AuthEnableRequest{}); err != nil {
+		if err := node.AuthChange(ctx, auth.Info{}, &pb.AuthEnableRequest{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -299,7 +299,7 @@ func TestGuardStill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := node.AuthChange(t.Context(), &pb.AuthRoleAddRequest{Name: "other"}); err != nil {
+	if err := node.AuthChange(t.Context(), auth.Info{User: "root", Revision: 1}, &pb.AuthRoleAddRequest{Name: "other"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.still(g); !sameErr(err, rpctypes.ErrGRPCAuthOldRevision) {

@@ -128,10 +128,11 @@ func (s *kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, 
 	}
 	// As in etcd: a bad token is refused before the size is looked at,
 	// the permissions after.
-	c, err := s.guard.caller(ctx)
+	c, done, err := s.guard.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if err := s.tooLarge(r); err != nil {
 		return nil, err
 	}
@@ -152,10 +153,11 @@ func (s *kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*
 	}
 	// As in etcd: a bad token is refused before the size is looked at,
 	// the permissions after.
-	c, err := s.guard.caller(ctx)
+	c, done, err := s.guard.writer(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if err := s.tooLarge(r); err != nil {
 		return nil, err
 	}
@@ -183,11 +185,12 @@ func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	if err := checkDuplicates(r.Failure); err != nil {
 		return nil, err
 	}
-	c, err := s.guard.caller(ctx)
+	readOnly := shards.IsTxnReadOnly(r)
+	c, done, err := s.txnCaller(ctx, readOnly)
 	if err != nil {
 		return nil, err
 	}
-	readOnly := shards.IsTxnReadOnly(r)
+	defer done()
 	if !readOnly {
 		if err := s.tooLarge(r); err != nil {
 			return nil, err
@@ -207,6 +210,16 @@ func (s *kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, 
 	}
 	s.hdr.fill(resp.Header)
 	return resp, nil
+}
+
+// txnCaller is the caller of a Txn: a writing one is counted as a write
+// (guard.writer), a read-only one is checked again after it ran.
+func (s *kvServer) txnCaller(ctx context.Context, readOnly bool) (caller, func(), error) {
+	if !readOnly {
+		return s.guard.writer(ctx)
+	}
+	c, err := s.guard.caller(ctx)
+	return c, func() {}, err
 }
 
 // Compact is for root alone, as in etcd.

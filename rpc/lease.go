@@ -50,8 +50,12 @@ func (ls *leaseServer) known(ctx context.Context) (caller, error) {
 // LeaseRevoke needs write permission on every key attached to the lease:
 // revoking deletes them.
 func (ls *leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
-	c, err := ls.known(ctx)
+	c, done, err := ls.guard.writer(ctx)
 	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if err := c.known(); err != nil {
 		return nil, err
 	}
 	if err := ls.guard.leaseKeys(ctx, c, r.ID, true); err != nil {

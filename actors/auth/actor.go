@@ -44,10 +44,29 @@ func NewPublished(stored map[string][]byte, tokenSpec string, tokenTTL time.Dura
 // State returns the newest durable auth state.
 func (p *Published) State() *State { return p.state.Load() }
 
-// Token returns who a token names, checked against the newest state; false
-// for a token unknown, expired, ended by a change, or badly signed.
-func (p *Published) Token(token string) (Info, bool) {
-	return p.tokens.info(token, p.State().revision)
+// Enter returns the newest state for checking a write, and done, to call
+// once the write is answered. Until then the change that replaces the
+// state waits before it is answered: once an auth change is answered, no
+// write allowed by the state before it is still on its way, and a write
+// can be taken to have happened before the change (etcd gets the same by
+// checking writes where it applies them, in log order).
+func (p *Published) Enter() (*State, func()) {
+	for {
+		s := p.state.Load()
+		s.writing.Inc()
+		if p.state.Load() == s {
+			return s, s.writing.Dec
+		}
+		// Replaced meanwhile: the change may already be draining it.
+		s.writing.Dec()
+	}
+}
+
+// Token returns who a token names, checked against s (the state the
+// request is checked against); false for a token unknown, expired, ended
+// by a change, or badly signed.
+func (p *Published) Token(token string, s *State) (Info, bool) {
+	return p.tokens.info(token, s.revision)
 }
 
 // The requests the auth actor takes. Each answers on a buffered channel.
@@ -58,8 +77,12 @@ type (
 	// UserRevokeRole, RoleAdd, RoleDelete, RoleGrantPermission,
 	// RoleRevokePermission). It is answered once the change is durable
 	// and published, with nil or one of the package's errors.
+	//
+	// Who is the caller: the change is refused unless it may make it in
+	// the state the changes before it left (see core.admin).
 	Change struct {
 		Req   proto.Message
+		Who   Info
 		Reply chan<- error
 	}
 	// Assign asks for a token for User, whose password the caller checked
@@ -127,16 +150,23 @@ func (a *authActor) Receive(ctx actor.Context) {
 	case *Change:
 		a.change(m)
 	case logged:
-		if m.err == nil && m.state != nil {
-			a.cfg.Published.state.Store(m.state)
-			if m.disable {
-				a.cfg.Published.tokens.disable()
-			}
-			if m.invalidate != "" {
-				a.cfg.Published.tokens.invalidate(m.invalidate)
-			}
+		if m.err != nil || m.state == nil {
+			m.reply <- m.err
+			return
 		}
-		m.reply <- m.err
+		old := a.cfg.Published.state.Swap(m.state)
+		if m.disable {
+			a.cfg.Published.tokens.disable()
+		}
+		if m.invalidate != "" {
+			a.cfg.Published.tokens.invalidate(m.invalidate)
+		}
+		// Answered once the writes the old state allowed are done, off
+		// the actor's goroutine: the next change need not wait.
+		go func() {
+			old.drain()
+			m.reply <- nil
+		}()
 	case *Assign:
 		m.Reply <- a.assign(m)
 	case expireTick:
@@ -149,6 +179,10 @@ func (a *authActor) Receive(ctx actor.Context) {
 // nothing still goes through the sequencer, empty, so that it is answered
 // after the changes before it are durable.
 func (a *authActor) change(m *Change) {
+	if err := a.core.admin(m.Who); err != nil {
+		m.Reply <- err
+		return
+	}
 	recs, invalidate, err := a.core.apply(m.Req)
 	if err != nil {
 		m.Reply <- err

@@ -48,10 +48,15 @@ func startActor(t *testing.T, ttl time.Duration) *harness {
 	return h
 }
 
-// send sends a change and returns the channel of its answer.
+// send sends a change as root and returns the channel of its answer.
 func (h *harness) send(req proto.Message) chan error {
+	return h.sendAs(Info{User: RootUser}, req)
+}
+
+// sendAs sends a change made by who.
+func (h *harness) sendAs(who Info, req proto.Message) chan error {
 	reply := make(chan error, 1)
-	h.root.Send(h.pid, &Change{Req: req, Reply: reply})
+	h.root.Send(h.pid, &Change{Req: req, Who: who, Reply: reply})
 	return reply
 }
 
@@ -124,7 +129,7 @@ func (h *harness) token(user string) string {
 }
 
 func (h *harness) valid(token string) bool {
-	_, ok := h.pub.Token(token)
+	_, ok := h.pub.Token(token, h.pub.State())
 	return ok
 }
 
@@ -199,6 +204,59 @@ func TestRefusedChangeIsNotLogged(t *testing.T) {
 	}
 }
 
+// TestChangeCheckedInOrder: a change is checked against the state the
+// changes before it leave, durable or not, as etcd checks at apply. While
+// bob's demotion is being made durable (the published state still says he
+// is root), bob cannot grant himself root again; nobody can change
+// anything once an AuthEnable is under way.
+func TestChangeCheckedInOrder(t *testing.T) {
+	h := startActor(t, 0)
+	h.enabled()
+	h.do(&pb.AuthUserGrantRoleRequest{User: "bob", Role: RootRole})
+	bob := Info{User: "bob", Revision: h.pub.State().Revision()}
+	demoted := h.send(&pb.AuthUserRevokeRoleRequest{Name: "bob", Role: RootRole})
+	held := h.nextLog()
+	if !h.pub.State().HasRole("bob", RootRole) {
+		t.Fatal("the demotion was published before it was durable")
+	}
+	if err := h.answer(h.sendAs(bob, &pb.AuthUserGrantRoleRequest{User: "bob", Role: RootRole})); err != ErrPermissionDenied {
+		t.Fatalf("bob re-granting root while his demotion is logged: %v, want %v", err, ErrPermissionDenied)
+	}
+	if err := h.answer(h.sendAs(Info{}, &pb.AuthRoleAddRequest{Name: "r"})); err != ErrUserEmpty {
+		t.Fatalf("nobody adding a role with auth on: %v, want %v", err, ErrUserEmpty)
+	}
+	held.Reply(nil)
+	if err := h.answer(demoted); err != nil {
+		t.Fatal(err)
+	}
+	if h.pub.State().HasRole("bob", RootRole) {
+		t.Fatal("bob is root after his demotion")
+	}
+}
+
+// TestChangeWaitsForWrites: a change is answered only once the writes
+// checked against the state it replaces are done, so that none of them
+// lands after the answer; writes checked after it was published do not
+// hold it up.
+func TestChangeWaitsForWrites(t *testing.T) {
+	h := startActor(t, 0)
+	h.enabled()
+	before, done := h.pub.Enter()
+	reply := h.send(&pb.AuthRoleAddRequest{Name: "r"})
+	h.nextLog().Reply(nil)
+	h.notYet(reply)
+	after, doneAfter := h.pub.Enter()
+	defer doneAfter()
+	if after == before || after.Revision() != before.Revision()+1 {
+		t.Fatalf("a write after the change is published is checked at revision %d, want %d", after.Revision(), before.Revision()+1)
+	}
+	h.notYet(reply)
+	done()
+	if err := h.answer(reply); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestNoOpChangeWaitsForTheLog: a change that changes nothing is still
 // answered only after the log, with nothing to log and nothing published.
 func TestNoOpChangeWaitsForTheLog(t *testing.T) {
@@ -257,7 +315,7 @@ func TestAssign(t *testing.T) {
 				}
 				return
 			}
-			if who, ok := h.pub.Token(a.Token); !ok || who != (Info{User: tt.user, Revision: rev}) {
+			if who, ok := h.pub.Token(a.Token, h.pub.State()); !ok || who != (Info{User: tt.user, Revision: rev}) {
 				t.Fatalf("Token: %+v, %v; want %s at %d", who, ok, tt.user, rev)
 			}
 		})
@@ -332,7 +390,7 @@ func TestTokenIssuedWhileAChangeIsLoggedEnds(t *testing.T) {
 			if a.Err != nil {
 				return // refused: as good
 			}
-			if who, ok := h.pub.Token(a.Token); ok {
+			if who, ok := h.pub.Token(a.Token, h.pub.State()); ok {
 				t.Fatalf("a token issued for the old password while %T was logged still names %+v", req, who)
 			}
 		})
@@ -367,7 +425,7 @@ func TestNewPublished(t *testing.T) {
 	if s := p.State(); !s.Enabled() || s.Revision() != c.revision || !s.HasRole(RootUser, RootRole) {
 		t.Fatalf("published: enabled %v, revision %d, users %q; want the stored state", s.Enabled(), s.Revision(), s.Users())
 	}
-	if _, ok := p.Token("nope.1"); ok {
+	if _, ok := p.Token("nope.1", p.State()); ok {
 		t.Fatal("an unknown token names someone")
 	}
 	if _, err := NewPublished(map[string][]byte{"revision": {1}}, "", 0); err == nil {

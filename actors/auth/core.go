@@ -114,6 +114,28 @@ func (c *core) apply(req proto.Message) (recs []storage.AuthRecord, invalidate s
 	return recs, invalidate, nil
 }
 
+// admin checks, against the newest state (durable or not), that who may
+// make a change: root, or anyone while auth is off. The rpc layer checked
+// the caller against the published state already; this second check, in
+// the order changes are made, is etcd's check at apply: a root demoted by
+// a change still being made durable cannot make one more.
+func (c *core) admin(who Info) error {
+	if !c.enabled {
+		return nil
+	}
+	if who.User == "" {
+		return ErrUserEmpty
+	}
+	u := c.users[who.User]
+	if u == nil {
+		return ErrUserNotFound
+	}
+	if !hasRole(u, RootRole) {
+		return ErrPermissionDenied
+	}
+	return nil
+}
+
 // bump moves the auth revision on and returns its record with recs.
 func (c *core) bump(recs ...storage.AuthRecord) []storage.AuthRecord {
 	c.revision++

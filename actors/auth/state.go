@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v3"
 	"go.etcd.io/etcd/api/v3/authpb"
 	"go.etcd.io/etcd/pkg/v3/adt"
 )
@@ -15,13 +18,18 @@ type Info struct {
 }
 
 // State is the auth state as of one durable change: what every request is
-// checked against. It is immutable once published, so any goroutine may
-// read it without a lock.
+// checked against. It is immutable once published (but for the count of
+// writes checked against it), so any goroutine may read it without a
+// lock.
 type State struct {
 	enabled  bool
 	revision uint64
 	users    map[string]*user
 	roles    map[string]*authpb.Role
+	// writing counts the writes checked against this state and not yet
+	// answered (Published.Enter): the change that replaces the state is
+	// answered only once they are done. It is the one field that changes.
+	writing *xsync.Counter
 }
 
 // user is a user with its roles' permissions merged, as etcd's range
@@ -41,6 +49,7 @@ func (c *core) state() *State {
 		revision: c.revision,
 		users:    make(map[string]*user, len(c.users)),
 		roles:    make(map[string]*authpb.Role, len(c.roles)),
+		writing:  xsync.NewCounter(),
 	}
 	for name, r := range c.roles {
 		s.roles[name] = r
@@ -175,3 +184,16 @@ func (s *State) Users() []string { return sortedKeys(s.users) }
 
 // Roles returns every role name, sorted.
 func (s *State) Roles() []string { return sortedKeys(s.roles) }
+
+// drainEvery is how often a replaced state is looked at until the writes
+// checked against it are done.
+const drainEvery = 200 * time.Microsecond
+
+// drain returns once no write checked against s is still under way. Only
+// a state no longer published is drained: no new write enters it then
+// (Published.Enter leaves a state it finds replaced).
+func (s *State) drain() {
+	for s.writing.Value() > 0 {
+		time.Sleep(drainEvery)
+	}
+}
