@@ -120,13 +120,20 @@ func (c *core) apply(req proto.Message) (recs []storage.AuthRecord, invalidate s
 // the order changes are made, is etcd's check at apply: a root demoted by
 // a change still being made durable cannot make one more.
 func (c *core) admin(who Info) error {
-	if !c.enabled {
+	return adminCheck(c.enabled, who, func(name string) *authpb.User { return c.users[name] })
+}
+
+// adminCheck is etcd's IsAdminPermitted: with auth on, who must be a user
+// (ErrUserEmpty) that exists (ErrUserNotFound) and has the root role
+// (ErrPermissionDenied). It does not look at the auth revision.
+func adminCheck(enabled bool, who Info, user func(string) *authpb.User) error {
+	if !enabled {
 		return nil
 	}
 	if who.User == "" {
 		return ErrUserEmpty
 	}
-	u := c.users[who.User]
+	u := user(who.User)
 	if u == nil {
 		return ErrUserNotFound
 	}

@@ -140,20 +140,12 @@ func (s *State) Permitted(who Info, key, end []byte, write bool) error {
 // Admin checks that who is root, as etcd's IsAdminPermitted: it does not
 // look at the auth revision.
 func (s *State) Admin(who Info) error {
-	if !s.enabled {
+	return adminCheck(s.enabled, who, func(name string) *authpb.User {
+		if u := s.users[name]; u != nil {
+			return u.u
+		}
 		return nil
-	}
-	if who.User == "" {
-		return ErrUserEmpty
-	}
-	u := s.users[who.User]
-	if u == nil {
-		return ErrUserNotFound
-	}
-	if !u.root {
-		return ErrPermissionDenied
-	}
-	return nil
+	})
 }
 
 // User returns a user: its name, bcrypt hash, sorted roles and options.
