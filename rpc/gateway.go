@@ -118,7 +118,7 @@ func newGateway(conn *grpc.ClientConn, logger *slog.Logger) (http.Handler, error
 		// Authorization header, and it takes websockets from any origin: a
 		// page of any site could then act with a token a browser holds
 		// (etcd's gateway does). No cookie is read; a websocket client
-		// sends the Authorization header itself.
+		// names its token as its subprotocol ("Bearer, <token>").
 		wsproxy.WithTokenCookieName(""),
 	), nil
 }

@@ -128,8 +128,8 @@ func snapshotRestore(args []string, stdout, stderr io.Writer) int {
 		checked = "sha256 not checked (--skip-hash-check)"
 	}
 	fmt.Fprintf(stdout, "restored %s into %s (%s)\n", file, *dataDir, checked)
-	fmt.Fprintf(stdout, "revision %d, compact revision %d, %d keys (%d records), %d leases, %d shards\n",
-		res.Revision, res.CompactRevision, res.Keys, res.Records, res.Leases, *shards)
+	fmt.Fprintf(stdout, "revision %d, compact revision %d, %d keys (%d records), %d leases, %d users, %d roles, %d shards\n",
+		res.Revision, res.CompactRevision, res.Keys, res.Records, res.Leases, res.Users, res.Roles, *shards)
 	fmt.Fprintf(stdout, "new cluster %x, member %x: start it with metastore --data-dir %s\n", res.ClusterID, res.MemberID, *dataDir)
 	return 0
 }

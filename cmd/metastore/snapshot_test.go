@@ -79,7 +79,7 @@ func TestSnapshotCommands(t *testing.T) {
 		{"restore without a file", []string{"restore", "--data-dir", fresh}, 2, "", "expected one snapshot file, got 0", false},
 		{"restore a missing file", []string{"restore", filepath.Join(used, "none"), "--data-dir", fresh}, 1, "", "no such file", false},
 		{"restore into a used dir", []string{"restore", file, "--data-dir", used}, 1, "", "not empty", false},
-		{"restore", []string{"restore", file, "--data-dir", fresh, "--shards", "3"}, 0, "revision 5, compact revision 0, 1 keys (4 records), 1 leases, 3 shards", "", true},
+		{"restore", []string{"restore", file, "--data-dir", fresh, "--shards", "3"}, 0, "revision 5, compact revision 0, 1 keys (4 records), 1 leases, 0 users, 0 roles, 3 shards", "", true},
 		{"status", []string{"status", file}, 0, ", 5, 1, ", "", false},
 		{"status as json", []string{"status", "--write-out", "json", file}, 0, `"revision":5,"totalKey":1`, "", false},
 	}
