@@ -77,7 +77,7 @@ func (ls *leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiv
 		return nil, err
 	}
 	if r.Keys {
-		if err := ls.guard.leaseKeys(ctx, c, r.ID, false); err != nil {
+		if err := ls.keys(ctx, c, false, r.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -111,10 +111,8 @@ func (ls *leaseServer) LeaseLeases(ctx context.Context, _ *pb.LeaseLeasesRequest
 	if err != nil {
 		return nil, toGRPCError(err)
 	}
-	for _, id := range ids {
-		if err := ls.guard.leaseKeys(ctx, c, id, false); err != nil {
-			return nil, err
-		}
+	if err := ls.keys(ctx, c, false, ids...); err != nil {
+		return nil, err
 	}
 	resp := &pb.LeaseLeasesResponse{Header: &pb.ResponseHeader{}, Leases: make([]*pb.LeaseStatus, len(ids))}
 	for i, id := range ids {
@@ -176,5 +174,21 @@ func (ls *leaseServer) renewable(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	return ls.guard.leaseKeys(ctx, c, id, true)
+	return ls.keys(ctx, c, true, id)
+}
+
+// keys checks the caller's permission (write, or read) on every key of
+// leases ids, then, as etcd's lease checks do, that the auth state did not
+// change while they were looked up (a change meanwhile answers "revision
+// of auth store is old"); root passes at once.
+func (ls *leaseServer) keys(ctx context.Context, c caller, write bool, ids ...int64) error {
+	if c.admitted() {
+		return nil
+	}
+	for _, id := range ids {
+		if err := ls.guard.leaseKeys(ctx, c, id, write); err != nil {
+			return err
+		}
+	}
+	return c.still(ls.guard)
 }
