@@ -76,6 +76,12 @@ var (
 		Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "compact_revision",
 		Help: "The revision of the last compaction in store.",
 	}, stat((*actors.Node).Compacted))
+	// authRev replaces etcd's auth package's series, which that package
+	// registers (at 0) as soon as it is linked in.
+	authRev = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "etcd_debugging", Subsystem: "auth", Name: "revision",
+		Help: "The current revision of auth store.",
+	}, stat(func(n *actors.Node) int64 { return int64(n.AuthState().Revision()) }))
 )
 
 func serving() float64 {
@@ -114,7 +120,7 @@ func startMetrics(gs *grpc.Server, node *actors.Node, quota int64, logger *slog.
 		serverVersion.WithLabelValues(APIVersion).Set(1)
 		goVersion.WithLabelValues(runtime.Version()).Set(1)
 		cs := append(metrics.Collectors(), grpcCounters, grpcHandling, hasLeader, isLeader, quotaBytes, serverVersion, goVersion, serverID,
-			dbSize, dbInUse, keys, currentRev, compactRev)
+			dbSize, dbInUse, keys, currentRev, compactRev, authRev)
 		if err := metrics.Register(prometheus.DefaultRegisterer, cs...); err != nil {
 			logger.Warn("some metrics could not be registered; /metrics serves the others", "err", err)
 		}

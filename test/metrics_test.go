@@ -24,6 +24,7 @@ type metricsWorkload struct {
 	// What the server answered.
 	firstRev, lastRev, compactRev int64
 	keys                          int64
+	authRev                       uint64
 	// Scrapes: before anything, with the watchers open (and the lease
 	// granted), and at the end.
 	before, watching, after families
@@ -204,6 +205,15 @@ func runMetricsWorkload(t *testing.T, tg *Target) *metricsWorkload {
 	w.lastRev = tg.currentRev(t)
 	w.ranges++
 	w.rangeRPCs++
+	// An auth change moves the auth revision (auth stays off).
+	if _, err := tg.Client.RoleAdd(reqCtx(t), "m-role"); err != nil {
+		t.Fatal(err)
+	}
+	status, err := tg.Client.AuthStatus(reqCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.authRev = status.AuthRevision
 	w.after = scrapeMetrics(t, tg)
 	return w
 }
@@ -261,6 +271,7 @@ func checkEtcdSeries(t *testing.T, w *metricsWorkload) {
 		{"etcd_debugging_mvcc_keys_total", w.after.value(t, "etcd_debugging_mvcc_keys_total"), float64(w.keys)},
 		{"etcd_debugging_mvcc_current_revision", w.after.value(t, "etcd_debugging_mvcc_current_revision"), float64(w.lastRev)},
 		{"etcd_debugging_mvcc_compact_revision", w.after.value(t, "etcd_debugging_mvcc_compact_revision"), float64(w.compactRev)},
+		{"etcd_debugging_auth_revision", w.after.value(t, "etcd_debugging_auth_revision"), float64(w.authRev)},
 		{"etcd_debugging_mvcc_events_total", moved("etcd_debugging_mvcc_events_total"), float64(w.events)},
 		{"etcd_debugging_mvcc_watcher_total while watching", w.watching.value(t, "etcd_debugging_mvcc_watcher_total"), 2},
 		{"etcd_debugging_mvcc_watch_stream_total while watching", w.watching.value(t, "etcd_debugging_mvcc_watch_stream_total"), 1},
