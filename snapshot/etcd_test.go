@@ -51,6 +51,14 @@ func startEtcd(t *testing.T) *etcd {
 	case <-time.After(30 * time.Second):
 		t.Fatal("etcd not ready after 30s")
 	}
+	// etcd sets the cluster version a moment after it is ready; an image
+	// taken before has no clusterVersion key, where the image built to be
+	// compared with it has one.
+	for deadline := time.Now().Add(30 * time.Second); e.Server.ClusterVersion() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("etcd has no cluster version after 30s")
+		}
+	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Clients[0].Addr().String()}, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
