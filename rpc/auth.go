@@ -46,15 +46,28 @@ func (s *authServer) header() *pb.ResponseHeader {
 // change makes one change as root (or anyone, with auth off) and answers
 // with the response answer builds around the header.
 func change[T any](ctx context.Context, s *authServer, req proto.Message, answer func(*pb.ResponseHeader) T) (T, error) {
-	var none T
+	who, err := s.admit(ctx)
+	if err != nil {
+		var none T
+		return none, err
+	}
+	return commit(ctx, s, who, req, answer)
+}
+
+// admit returns the caller of a change if it may make one: root, or
+// anyone with auth off.
+func (s *authServer) admit(ctx context.Context) (auth.Info, error) {
 	c, err := s.guard.caller(ctx)
 	if err != nil {
-		return none, err
+		return auth.Info{}, err
 	}
-	if err := c.admin(); err != nil {
-		return none, err
-	}
-	if err := s.node.AuthChange(ctx, c.who, req); err != nil {
+	return c.who, c.admin()
+}
+
+// commit has the auth actor make a change for who, admitted already.
+func commit[T any](ctx context.Context, s *authServer, who auth.Info, req proto.Message, answer func(*pb.ResponseHeader) T) (T, error) {
+	if err := s.node.AuthChange(ctx, who, req); err != nil {
+		var none T
 		return none, toGRPCError(err)
 	}
 	return answer(s.header()), nil
@@ -121,17 +134,17 @@ func (s *authServer) Authenticate(ctx context.Context, r *pb.AuthenticateRequest
 // caller is checked: an unknown caller cannot make the server spend bcrypt
 // time. A hashed_password the client sent is replaced, as etcd does.
 func (s *authServer) UserAdd(ctx context.Context, r *pb.AuthUserAddRequest) (*pb.AuthUserAddResponse, error) {
-	if err := s.guard.root(ctx); err != nil {
+	who, err := s.admit(ctx)
+	if err != nil {
 		return nil, err
 	}
 	req := &pb.AuthUserAddRequest{Name: r.Name, Options: r.Options}
 	if r.Options == nil || !r.Options.NoPassword {
-		var err error
 		if req.HashedPassword, err = s.hash(r.Password); err != nil {
 			return nil, err
 		}
 	}
-	return change(ctx, s, req, func(h *pb.ResponseHeader) *pb.AuthUserAddResponse { return &pb.AuthUserAddResponse{Header: h} })
+	return commit(ctx, s, who, req, func(h *pb.ResponseHeader) *pb.AuthUserAddResponse { return &pb.AuthUserAddResponse{Header: h} })
 }
 
 func (s *authServer) UserDelete(ctx context.Context, r *pb.AuthUserDeleteRequest) (*pb.AuthUserDeleteResponse, error) {
@@ -141,17 +154,17 @@ func (s *authServer) UserDelete(ctx context.Context, r *pb.AuthUserDeleteRequest
 // UserChangePassword hashes a password given; with none, a hashed_password
 // the client sent stands, as in etcd.
 func (s *authServer) UserChangePassword(ctx context.Context, r *pb.AuthUserChangePasswordRequest) (*pb.AuthUserChangePasswordResponse, error) {
-	if err := s.guard.root(ctx); err != nil {
+	who, err := s.admit(ctx)
+	if err != nil {
 		return nil, err
 	}
 	req := &pb.AuthUserChangePasswordRequest{Name: r.Name, HashedPassword: r.HashedPassword}
 	if r.Password != "" {
-		var err error
 		if req.HashedPassword, err = s.hash(r.Password); err != nil {
 			return nil, err
 		}
 	}
-	return change(ctx, s, req, func(h *pb.ResponseHeader) *pb.AuthUserChangePasswordResponse {
+	return commit(ctx, s, who, req, func(h *pb.ResponseHeader) *pb.AuthUserChangePasswordResponse {
 		return &pb.AuthUserChangePasswordResponse{Header: h}
 	})
 }

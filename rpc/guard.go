@@ -240,11 +240,11 @@ func (g *guard) leaseKeys(ctx context.Context, c caller, id int64, write bool) e
 	if !rem.Found {
 		return nil
 	}
+	check := c.read
+	if write {
+		check = c.write
+	}
 	for _, k := range keys {
-		check := c.read
-		if write {
-			check = c.write
-		}
 		if err := check([]byte(k), nil); err != nil {
 			return err
 		}

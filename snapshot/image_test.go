@@ -54,14 +54,7 @@ func TestBuildMatchesEtcd(t *testing.T) {
 			for _, drop := range []bool{false, true} {
 				t.Run(fmt.Sprintf("dropped=%v", drop), func(t *testing.T) {
 					img := build(t, view(t, playStore(t, h, drop).db), info)
-					got := buckets(t, img.path)
-					if _, ok := want["meta"][string(schema.MetaStorageVersionName)]; !ok {
-						delete(got["meta"], string(schema.MetaStorageVersionName))
-					}
-					compareBuckets(t, got, want)
-					if h, err := img.Hash(); err != nil || h != etcdHash.Hash {
-						t.Errorf("image Hash %d, %v; etcd's Maintenance.Hash %d", h, err, etcdHash.Hash)
-					}
+					matchesEtcd(t, img, want, etcdHash.Hash)
 				})
 			}
 		})
@@ -76,6 +69,21 @@ func build(t *testing.T, v *storage.View, info Info) *Image {
 	}
 	t.Cleanup(func() { img.Close() })
 	return img
+}
+
+// matchesEtcd checks an image against etcd's snapshot: every bucket of
+// want (the storage version only if etcd's snapshot has one yet) and the
+// hash etcd's Maintenance.Hash answered.
+func matchesEtcd(t *testing.T, img *Image, want map[string]map[string]string, etcdHash uint32) {
+	t.Helper()
+	got := buckets(t, img.path)
+	if _, ok := want["meta"][string(schema.MetaStorageVersionName)]; !ok {
+		delete(got["meta"], string(schema.MetaStorageVersionName))
+	}
+	compareBuckets(t, got, want)
+	if h, err := img.Hash(); err != nil || h != etcdHash {
+		t.Errorf("image Hash %d, %v; etcd's Maintenance.Hash %d", h, err, etcdHash)
+	}
 }
 
 func compareBuckets(t *testing.T, got, want map[string]map[string]string) {

@@ -51,27 +51,19 @@ func authBounds() *pebble.IterOptions {
 
 // Auth returns every auth record the dir holds, as stored: AuthRecord.Key
 // → value. The auth actor reads it at startup.
-func (d *DB) Auth() (map[string][]byte, error) {
-	it, err := d.db.NewIter(authBounds())
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	return readAuth(it)
-}
+func (d *DB) Auth() (map[string][]byte, error) { return readAuth(d.db) }
 
 // Auth returns every auth record as of the view, as DB.Auth does.
-func (v *View) Auth() (map[string][]byte, error) {
-	it, err := v.snap.NewIter(authBounds())
+func (v *View) Auth() (map[string][]byte, error) { return readAuth(v.snap) }
+
+// readAuth copies out the auth records r holds (the open dir, or a view's
+// snapshot of it).
+func readAuth(r pebble.Reader) (map[string][]byte, error) {
+	it, err := r.NewIter(authBounds())
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	return readAuth(it)
-}
-
-// readAuth copies out the auth records it iterates over.
-func readAuth(it *pebble.Iterator) (map[string][]byte, error) {
 	out := make(map[string][]byte)
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()

@@ -114,12 +114,10 @@ type authUser struct {
 	roles          []string
 }
 
-// authSetup creates roles and users as given, the user root (password
-// authRootPassword) with the role root, turns auth on and returns a token
-// of root. Everything goes through raw gRPC while auth is still off.
-func authSetup(t testing.TB, tg *Target, roles []authRole, users []authUser) string {
+// authAddRoles creates roles with their permissions through a (while auth
+// is off, or with a root token in ctx's place: reqCtx is used).
+func authAddRoles(t testing.TB, a pb.AuthClient, roles []authRole) {
 	t.Helper()
-	a := authOf(tg)
 	for _, r := range roles {
 		_, err := a.RoleAdd(reqCtx(t), &pb.AuthRoleAddRequest{Name: r.name})
 		authMust(t, "role add "+r.name, err)
@@ -128,6 +126,15 @@ func authSetup(t testing.TB, tg *Target, roles []authRole, users []authUser) str
 			authMust(t, fmt.Sprintf("grant %v to %s", p, r.name), err)
 		}
 	}
+}
+
+// authSetup creates roles and users as given, the user root (password
+// authRootPassword) with the role root, turns auth on and returns a token
+// of root. Everything goes through raw gRPC while auth is still off.
+func authSetup(t testing.TB, tg *Target, roles []authRole, users []authUser) string {
+	t.Helper()
+	a := authOf(tg)
+	authAddRoles(t, a, roles)
 	users = append([]authUser{{name: "root", password: authRootPassword, roles: []string{"root"}}}, users...)
 	for _, u := range users {
 		_, err := a.UserAdd(reqCtx(t), &pb.AuthUserAddRequest{Name: u.name, Password: u.password})

@@ -37,13 +37,7 @@ const (
 // auth on and with auth left off, restores the snapshot into another
 // backend and compares what the two answer.
 func TestSnapshotAuth(t *testing.T) {
-	cases := []struct{ from, to string }{
-		{from: "metastore", to: "etcd"},
-		{from: "etcd", to: "metastore"},
-		{from: "metastore", to: "metastore"},
-		{from: "etcd", to: "etcd"},
-	}
-	for _, tc := range cases {
+	for _, tc := range snapTrips {
 		for _, enabled := range []bool{true, false} {
 			name := tc.from + " to " + tc.to + "/auth off"
 			if enabled {
@@ -123,14 +117,7 @@ func snapAuthSetup(t *testing.T, tg *Target, enable bool) string {
 		{name: "fromkey", perms: []*authpb.Permission{authPerm(r, "/sa/z", "\x00")}},
 		{name: "doomed", perms: []*authpb.Permission{authPerm(rw, "/sa/other", "")}},
 	}
-	for _, role := range roles {
-		_, err := a.RoleAdd(reqCtx(t), &pb.AuthRoleAddRequest{Name: role.name})
-		authMust(t, "role add "+role.name, err)
-		for _, p := range role.perms {
-			_, err := a.RoleGrantPermission(reqCtx(t), &pb.AuthRoleGrantPermissionRequest{Name: role.name, Perm: p})
-			authMust(t, fmt.Sprintf("grant %v to %s", p, role.name), err)
-		}
-	}
+	authAddRoles(t, a, roles)
 	users := []struct {
 		add   *pb.AuthUserAddRequest
 		roles []string
